@@ -1,0 +1,22 @@
+"""robustlab: adversarial attacks, robust training and honest evaluation (the thesis, as software).
+
+The public surface is re-exported here; everything lives in ``robustlab.core`` and the pillars.
+"""
+__version__ = "0.1.0"
+
+from .core.errors import UserError  # noqa: E402
+
+__all__ = ["UserError", "evaluate", "attacks", "models", "data", "__version__"]
+
+
+def __getattr__(name):  # lazy: `import robustlab` stays cheap for the CLI's --help
+    import importlib
+
+    if name == "evaluate":
+        from .core.evaluate import evaluate
+        return evaluate
+    if name in {"attacks", "models", "data", "train"}:
+        return importlib.import_module(f".core.{name}", __name__)
+    if name in {"trading", "distill"}:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'robustlab' has no attribute {name!r}")
