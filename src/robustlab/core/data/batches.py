@@ -1,0 +1,48 @@
+"""Batch sources for the training loop: anything with ``len()`` and ``batches(epoch, generator)``."""
+from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+import torch
+
+from .augment import random_crop_flip
+
+
+class BatchSource(Protocol):
+    """What :func:`robustlab.core.train.fit` iterates over each epoch."""
+
+    def __len__(self) -> int: ...          # steps per epoch
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class TensorBatches:
+    """Shuffled mini-batches of in-memory tensors, optionally augmented, optionally one rank's shard.
+
+    With ``world > 1`` each rank takes every ``world``-th example of the same permutation
+    (the permutation depends only on the seed and epoch, so all ranks agree without talking).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool = False,
+                 drop_last: bool = False, rank: int = 0, world: int = 1):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.augment, self.drop_last, self.rank, self.world = augment, drop_last, rank, world
+
+    def _shard_size(self) -> int:
+        # Every rank must take the same number of steps or DDP's all-reduce would hang, so the
+        # few examples beyond a multiple of ``world`` sit out this epoch (a different few each epoch).
+        return len(self.x) // self.world if self.world > 1 else len(self.x)
+
+    def __len__(self) -> int:
+        n = self._shard_size()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, epoch: int, generator: torch.Generator):
+        perm = torch.randperm(len(self.x), generator=generator)
+        perm = perm[: self._shard_size() * self.world][self.rank::self.world]
+        for i in range(len(self)):
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            xb = self.x[idx]
+            if self.augment:
+                xb = random_crop_flip(xb, generator=generator)
+            yield xb, self.y[idx]

@@ -1,0 +1,11 @@
+"""Models by name from one registry (timm-style): ``get_model("resnet18", num_classes=10)``.
+
+Every image model starts with a :class:`Normalize` layer, so inputs and attacks stay in
+pixel space [0, 1] (issue 2, item 2).
+"""
+from .registry import ModelSpec, get_model, list_models, model_spec, register_model
+from .complexity import count_madds, count_params
+from . import architectures  # noqa: F401  (registers the built-in models)
+
+__all__ = ["get_model", "list_models", "register_model", "model_spec", "ModelSpec",
+           "count_params", "count_madds"]

@@ -1,0 +1,194 @@
+"""Built-in architectures: small models for digits/tiny runs and the CIFAR models of thesis §4.3.
+
+ResNet18 [He et al.], WideResNet-34-10 [Zagoruyko & Komodakis] and MobileNetV2 [Sandler et al.]
+in their CIFAR variants (3x3 stem, no initial max-pool; MobileNetV2 with stride 1 in the stem
+and first bottleneck stages, as in the public CIFAR ports the thesis used).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import register_model
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2471, 0.2435, 0.2616)
+
+
+class Normalize(nn.Module):
+    """Per-channel (x - mean) / std as the model's first layer, so attacks work in pixel space."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def _normalize(in_channels: int, mean=None, std=None) -> Normalize:
+    if mean is None:
+        mean, std = (CIFAR_MEAN, CIFAR_STD) if in_channels == 3 else ((0.5,) * in_channels, (0.5,) * in_channels)
+    return Normalize(mean, std)
+
+
+# ---------------------------------------------------------------- small models
+@register_model("mlp", "2-hidden-layer ReLU MLP (thesis §2.1), for 8x8 digits and tests")
+def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=None):
+    return nn.Sequential(
+        _normalize(in_channels, mean, std), nn.Flatten(),
+        nn.Linear(in_channels * image_size * image_size, width), nn.ReLU(),
+        nn.Linear(width, width), nn.ReLU(),
+        nn.Linear(width, num_classes),
+    )
+
+
+@register_model("small-cnn", "small CNN (two conv blocks with batch norm) for digits and tiny runs")
+def small_cnn(num_classes=10, in_channels=1, width=32, mean=None, std=None, **_):
+    w = width
+    return nn.Sequential(
+        _normalize(in_channels, mean, std),
+        nn.Conv2d(in_channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+        nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(2 * w, num_classes),
+    )
+
+
+# ---------------------------------------------------------------- ResNet18
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, blocks=(2, 2, 2, 2), num_classes=10, in_channels=3, width=64, mean=None, std=None):
+        super().__init__()
+        self.normalize = _normalize(in_channels, mean, std)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        layers, cin = [], width
+        for i, n in enumerate(blocks):
+            cout, stride = width * 2 ** i, (1 if i == 0 else 2)
+            for j in range(n):
+                layers.append(BasicBlock(cin, cout, stride if j == 0 else 1))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        out = self.layers(out)
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+@register_model("resnet18", "CIFAR ResNet18 (thesis §4.3 teacher)", thesis_params=11.2e6, thesis_madds=1.1e9)
+def resnet18(num_classes=10, in_channels=3, width=64, mean=None, std=None):
+    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, mean, std)
+
+
+# ---------------------------------------------------------------- WideResNet-34-10
+class WideBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = None if (cin == cout and stride == 1) else nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x):
+        o = F.relu(self.bn1(x))
+        y = self.conv1(o)
+        y = self.conv2(F.relu(self.bn2(y)))
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    def __init__(self, depth=34, widen=10, num_classes=10, in_channels=3, mean=None, std=None):
+        super().__init__()
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        self.normalize = _normalize(in_channels, mean, std)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        blocks, cin = [], widths[0]
+        for i, stride in enumerate((1, 2, 2)):
+            for j in range(n):
+                blocks.append(WideBlock(cin, widths[i + 1], stride if j == 0 else 1))
+                cin = widths[i + 1]
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(cin)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        out = self.blocks(self.conv1(self.normalize(x)))
+        out = F.relu(self.bn(out))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+@register_model("wrn-34-10", "CIFAR WideResNet-34-10 (thesis §4.3 teacher)", thesis_params=46.2e6, thesis_madds=13.3e9)
+def wrn_34_10(num_classes=10, in_channels=3, depth=34, widen=10, mean=None, std=None):
+    return WideResNet(depth, widen, num_classes, in_channels, mean, std)
+
+
+# ---------------------------------------------------------------- MobileNetV2 (CIFAR)
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, expansion, stride):
+        super().__init__()
+        hidden = cin * expansion
+        self.use_res = stride == 1 and cin == cout
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    # (expansion, out channels, repeats, stride); strides of the first two stages are 1 for 32x32 inputs
+    CFG = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, num_classes=10, in_channels=3, mean=None, std=None):
+        super().__init__()
+        self.normalize = _normalize(in_channels, mean, std)
+        layers = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(inplace=True)]
+        cin = 32
+        for t, c, n, s in self.CFG:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, t, s if i == 0 else 1))
+                cin = c
+        layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        out = self.features(self.normalize(x))
+        return self.classifier(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+@register_model("mobilenetv2", "CIFAR MobileNetV2 (thesis §4.3 student)", thesis_params=2.3e6, thesis_madds=187e6)
+def mobilenetv2(num_classes=10, in_channels=3, mean=None, std=None):
+    return MobileNetV2(num_classes, in_channels, mean, std)
