@@ -1,0 +1,142 @@
+"""Valuation models for SWA windows (thesis §3.3.2): linear, MLP and LSTM, 3 logits each.
+
+Inputs are ``(B, W)`` windows of the size-weighted average (``W = 6,000`` = 60 s at 0.01 s),
+already transformed by the data layer's ``window_input``. Paper scale follows §3.3.2: the MLP has
+4 hidden layers of width 8,000, the LSTM 3 layers with hidden size 100. The ``tiny`` scale shrinks
+widths (and lets the LSTM read the window in chunks) so everything trains on a CPU in seconds.
+
+Registered in the core model registry as ``lob-linear``, ``lob-mlp`` and ``lob-lstm`` (factory
+signature ``factory(num_classes=3, in_channels=1, window=6000, scale="paper", **kw)``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..core.errors import ConfigError
+
+NUM_CLASSES = 3
+SCALES = ("tiny", "paper")
+
+#: Width/depth presets. ``paper`` is §3.3.2; ``tiny`` is ours (CPU-sized).
+PRESETS = {
+    "paper": {"mlp_width": 8000, "mlp_depth": 4, "lstm_hidden": 100, "lstm_layers": 3, "lstm_chunk": 1},
+    "tiny": {"mlp_width": 64, "mlp_depth": 4, "lstm_hidden": 16, "lstm_layers": 2, "lstm_chunk": 20},
+}
+
+
+def _preset(scale: str) -> dict:
+    if scale not in PRESETS:
+        raise ConfigError(f"unknown scale {scale!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[scale]
+
+
+class LinearValuation(nn.Module):
+    """Linear classifier on the raw window (§3.3.2)."""
+
+    def __init__(self, window: int, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.fc = nn.Linear(window, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class MLPValuation(nn.Module):
+    """MLP with ``depth`` hidden ReLU layers of ``width`` units (§3.3.2: 4 x 8,000)."""
+
+    def __init__(self, window: int, width: int, depth: int = 4, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = window
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        layers.append(nn.Linear(d, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LSTMValuation(nn.Module):
+    """Stacked LSTM read over the window, linear head on the last hidden state (§3.3.2: 3 x 100).
+
+    ``chunk`` consecutive SWA values form one time step (``chunk=1`` at paper scale: 6,000 steps
+    of one value; ours for ``tiny``: 20 values per step). The window length must divide by it.
+    """
+
+    def __init__(self, window: int, hidden: int, layers: int, chunk: int = 1,
+                 num_classes: int = NUM_CLASSES):
+        super().__init__()
+        if window % chunk:
+            raise ConfigError(f"LSTM chunk {chunk} does not divide the window length {window}")
+        self.chunk = chunk
+        self.lstm = nn.LSTM(chunk, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.reshape(x.shape[0], -1, self.chunk)
+        out, _ = self.lstm(seq)
+        return self.head(out[:, -1])
+
+
+def lob_linear(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
+               scale: str = "paper", **_) -> nn.Module:
+    """Linear valuation model on SWA windows (thesis §3.3.2)."""
+    _preset(scale)
+    return LinearValuation(window, num_classes)
+
+
+def lob_mlp(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
+            scale: str = "paper", width: int | None = None, depth: int | None = None, **_) -> nn.Module:
+    """MLP valuation model on SWA windows, 4 hidden layers of 8,000 at paper scale (thesis §3.3.2)."""
+    p = _preset(scale)
+    return MLPValuation(window, width or p["mlp_width"], depth or p["mlp_depth"], num_classes)
+
+
+def lob_lstm(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
+             scale: str = "paper", hidden: int | None = None, layers: int | None = None,
+             chunk: int | None = None, **_) -> nn.Module:
+    """LSTM valuation model on SWA windows, 3 layers of 100 at paper scale (thesis §3.3.2)."""
+    p = _preset(scale)
+    return LSTMValuation(window, hidden or p["lstm_hidden"], layers or p["lstm_layers"],
+                         chunk or p["lstm_chunk"], num_classes)
+
+
+#: Local factory table (always present; also mirrored into the core registry when it exists).
+FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "lob-linear": lob_linear, "lob-mlp": lob_mlp, "lob-lstm": lob_lstm,
+}
+SHORT = {"linear": "lob-linear", "mlp": "lob-mlp", "lstm": "lob-lstm"}
+
+
+def _register_core() -> bool:
+    try:
+        from ..core.models.registry import list_models, register_model
+    except ImportError:  # pragma: no cover - core registry absent
+        return False
+    have = set(list_models())
+    for name, f in FACTORIES.items():
+        if name not in have:
+            register_model(name, description=(f.__doc__ or "").strip().split("\n")[0])(f)
+    return True
+
+
+_register_core()
+
+
+def canonical(name: str) -> str:
+    """``linear`` / ``lob-linear`` -> ``lob-linear``; unknown names are a ConfigError."""
+    key = name.strip().lower()
+    key = SHORT.get(key, key)
+    if key not in FACTORIES:
+        raise ConfigError(f"unknown trading model {name!r}; choose one of: linear, mlp, lstm")
+    return key
+
+
+def build_model(name: str, window: int = 6000, scale: str = "paper", **kw) -> nn.Module:
+    """Build a valuation model by (short or registry) name at ``scale`` for ``window``-long inputs."""
+    return FACTORIES[canonical(name)](num_classes=NUM_CLASSES, window=window, scale=scale, **kw)
