@@ -117,10 +117,10 @@ class Attack:
     def norm(self) -> str:
         return self.threat.norm
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:
         self._check_inputs(x, y)
         with model_untouched(self.model):
-            x_adv = self.perturb(x.detach(), y.detach())
+            x_adv = self.perturb(x.detach(), y.detach(), **kwargs)
         return x_adv.detach()
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover

@@ -32,18 +32,22 @@ class PGD(Attack):
         return (f"PGD(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, norm={self.norm!r}, "
                 f"restarts={self.restarts})")
 
-    def perturb(self, x, y):
+    def perturb(self, x, y, x_init: torch.Tensor | None = None):
+        """``x_init`` (optional) replaces the random start, e.g. TRADES' x + 0.001·N(0, I)."""
         gen = self._generator()
         if self.restarts == 1:
-            return self._run(x, y, gen)[0]
+            return self._run(x, y, gen, x_init)[0]
         best = BestTracker(x)
         for _ in range(self.restarts):
-            best.update(*self._run(x, y, gen))
+            best.update(*self._run(x, y, gen, x_init))
         return best.x
 
-    def _run(self, x, y, gen):
+    def _run(self, x, y, gen, x_init=None):
         """One PGD run; returns (x_adv, success, objective) per example."""
-        x_adv = self.threat.random_point(x, gen) if self.random_start else x.clone()
+        if x_init is not None:
+            x_adv = self.threat.project(x_init.detach(), x)
+        else:
+            x_adv = self.threat.random_point(x, gen) if self.random_start else x.clone()
         best = BestTracker(x) if self.keep_best else None
         for _ in range(self.steps):
             grad, logits, obj = self.input_gradient(x_adv, y)

@@ -1,0 +1,181 @@
+"""The training loop (nanoGPT-style: one readable function) with atomic checkpoints and resume.
+
+Each epoch ends with ``checkpoint.safetensors`` (weights, optimiser state, RNG state) and its
+JSON sidecar in ``out_dir``; ``resume=True`` continues from it, and a resumed CPU run ends with
+bit-identical weights to an uninterrupted one. Under torchrun the model is wrapped in DDP,
+attacks go through the unwrapped module, and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import distributed as D
+from ..errors import CheckpointError, ConfigError
+from ..io import environment_info, load_checkpoint, load_weights_into, save_checkpoint
+from .config import TrainConfig
+from .methods import TrainState, get_method
+
+CHECKPOINT = "checkpoint.safetensors"
+FINAL = "model.safetensors"
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    checkpoint: Path | None = None
+    resumed_from_epoch: int = 0
+
+
+def schedule(cfg: TrainConfig) -> tuple[int, tuple[int, ...]]:
+    """Epochs and milestones actually run: divided by m for replay methods (thesis §4.7)."""
+    divisor = cfg.replay if get_method(cfg.method, cfg).epoch_divisor_option == "replay" else 1
+    epochs = max(1, math.ceil(cfg.epochs / divisor))
+    return epochs, tuple(max(1, m // divisor) for m in cfg.milestones)
+
+
+def lr_at(cfg: TrainConfig, epoch: int, milestones: tuple[int, ...]) -> float:
+    """Piecewise-constant schedule: lr × gamma^(number of milestones reached)."""
+    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in milestones)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None = None,
+        resume: bool = False, meta: dict | None = None, progress: bool = True,
+        on_epoch_end: Callable[[nn.Module, int], dict] | None = None, method=None) -> FitResult:
+    """Train ``model`` on ``train`` (a BatchSource) with ``cfg.method``; see the module docstring.
+
+    ``on_epoch_end(model, epoch) -> metrics`` (e.g. test accuracy) is recorded in the history
+    and the checkpoint sidecar. ``method`` overrides ``get_method(cfg.method, cfg)`` for methods
+    that need more than the config (a teacher model, say).
+    """
+    device = D.local_device(cfg.device)
+    distributed = D.init_from_env(device)
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    method = method or get_method(cfg.method, cfg)
+    epochs, milestones = schedule(cfg)
+    module = model
+    if distributed:
+        if cfg.sync_bn:
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        wrapped = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        wrapped = module
+    optimizer = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed + 1000 * D.rank())
+    state = TrainState(wrapped, module, optimizer, generator, device)
+    out = Path(out_dir) if out_dir is not None else None
+    result = FitResult(module)
+    start = 0
+    if out is not None and resume and (out / CHECKPOINT).exists():
+        start, result.history = _resume(out / CHECKPOINT, module, optimizer, generator, state, cfg)
+        result.resumed_from_epoch = start
+
+    for epoch in range(start, epochs):
+        lr = lr_at(cfg, epoch, milestones)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        wrapped.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        with _progress(progress and D.is_main(), f"epoch {epoch + 1}/{epochs} [{method.name}]", len(train)) as advance:
+            for x, y in train.batches(epoch, generator):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                loss, ok = method.train_batch(state, x, y)
+                if not math.isfinite(loss):
+                    raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {loss}); lower --lr")
+                loss_sum, correct, seen = loss_sum + loss * len(y), correct + ok, seen + len(y)
+                advance(loss)
+        loss_sum, correct, seen = D.sum_across_ranks(loss_sum, correct, seen, device=device)
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
+                  "train_acc": correct / max(seen, 1), "seconds": time.perf_counter() - t0}
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(module, epoch))
+        result.history.append(record)
+        if out is not None and D.is_main():
+            result.checkpoint = _save(out / CHECKPOINT, module, optimizer, generator, state, cfg, epoch + 1,
+                                      result.history, meta or {})
+        D.barrier()
+    if out is not None and D.is_main():
+        result.checkpoint = save_checkpoint(out / FINAL, module, _sidecar(cfg, epochs, result.history, meta or {}))
+    return result
+
+
+def _sidecar(cfg: TrainConfig, epoch: int, history: list[dict], meta: dict) -> dict:
+    return {"model": cfg.model, "config": cfg.to_dict(), "seed": cfg.seed, "epoch": epoch,
+            "metrics": history[-1] if history else {}, "history": history,
+            "versions": environment_info(), **meta}
+
+
+def _save(path, module, optimizer, generator, state, cfg, epoch, history, meta) -> Path:
+    tensors, opt_meta = _optimizer_tensors(optimizer)
+    tensors["rng.train"] = generator.get_state()
+    for k, v in state.buffers.items():
+        tensors[f"buffer.{k}"] = v
+    return save_checkpoint(path, module, {**_sidecar(cfg, epoch, history, meta), "optimizer": opt_meta}, tensors)
+
+
+def _resume(path, module, optimizer, generator, state, cfg) -> tuple[int, list[dict]]:
+    tensors, meta = load_checkpoint(path)
+    saved = meta.get("config", {})
+    mine = cfg.to_dict()
+    differs = sorted(k for k in mine if k not in ("device", "epochs") and saved.get(k) != mine[k])
+    if differs:
+        raise CheckpointError(f"{path} was made with different options ({', '.join(differs)}); resume with "
+                              "the same options or start a new --out directory")
+    load_weights_into(module, tensors, meta, cfg.model, path)
+    _restore_optimizer(optimizer, tensors, meta["optimizer"])
+    generator.set_state(tensors["rng.train"])
+    for k, v in tensors.items():
+        if k.startswith("buffer."):
+            state.buffers[k[len("buffer."):]] = v.to(state.device)
+    return int(meta["epoch"]), list(meta.get("history", []))
+
+
+class _progress:
+    """A rich progress bar over the batches of one epoch (silent when disabled)."""
+
+    def __init__(self, enabled: bool, title: str, total: int):
+        self.enabled, self.title, self.total = enabled, title, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda loss: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), transient=True)
+        self.p.__enter__()
+        task = self.p.add_task(self.title, total=self.total, loss=float("nan"))
+        return lambda loss: self.p.update(task, advance=1, loss=loss)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.p.__exit__(*exc)
+        return False
