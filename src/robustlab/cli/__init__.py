@@ -21,14 +21,19 @@ app = typer.Typer(
 )
 
 
+#: command modules, imported for their side effect of adding commands to `app`
+COMMAND_MODULES = ("core_commands", "distill", "reproduce", "trading")
+
+
 def _register_commands() -> None:
-    # Imported for their side effect of adding commands to `app`.
-    from . import core_commands  # noqa: F401
-    try:
-        from . import trading  # noqa: F401
-    except ImportError as e:  # pragma: no cover - pillar under construction
-        if "robustlab.cli.trading" not in str(e):
-            raise
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:  # a pillar not built yet
+            if e.name != f"{__name__}.{name}":
+                raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,7 @@
+"""Honest evaluation: natural and robust accuracy under an attack suite, plus gradient-masking checks."""
+from .suites import AttackSpec, list_suites, parse_suite
+from .evaluate import EvalResult, evaluate
+from .checks import CheckResult
+from .report import eval_markdown
+
+__all__ = ["evaluate", "EvalResult", "CheckResult", "AttackSpec", "parse_suite", "list_suites", "eval_markdown"]

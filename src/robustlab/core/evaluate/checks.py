@@ -1,0 +1,135 @@
+"""Automatic sanity checks against gradient masking (Athalye et al. 2018; Carlini et al. 2019).
+
+Each check compares attacks *per example*: an example that a weaker attack breaks but a
+stronger one does not is a violation, whatever the averages say. A check fails when its
+violations exceed ``tolerance`` (1% of the examples, at least 1) — small enough to catch
+masking, large enough not to flag floating-point ties.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .suites import AttackSpec
+
+#: PGD step count for checks; the suite's own PGD result is reused when present
+CHECK_STEPS = 20
+DROP_WARNING = 0.02  # robust accuracy falling by more than 2 points with 2x steps: not converged
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+    violations: int = 0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail, "violations": self.violations}
+
+
+def _tolerance(n: int) -> int:
+    return max(1, math.ceil(0.01 * n))
+
+
+def _per_example_check(name: str, weaker: torch.Tensor, stronger: torch.Tensor, what: str) -> CheckResult:
+    """``weaker``/``stronger``: per-example correctness under the attack expected to be weaker/stronger.
+
+    Violations are examples still correct under the stronger attack but broken by the weaker one.
+    """
+    bad = int((stronger & ~weaker).sum())
+    n = len(weaker)
+    ok = bad <= _tolerance(n)
+    acc_w, acc_s = weaker.float().mean().item(), stronger.float().mean().item()
+    return CheckResult(name, ok, f"{what}: {acc_w:.2%} vs {acc_s:.2%}; {bad}/{n} examples broken only by the "
+                                 f"weaker attack", bad)
+
+
+def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec], *, eps: float, norm: str,
+               seed: int, batch_size: int, threat_violations: int = 0, progress=None) -> list[CheckResult]:
+    from .evaluate import attack_correct  # circular at import time only
+
+    def run(label: str, attack: str, e: float, **kw) -> torch.Tensor:
+        if progress:
+            progress(f"check: {label}")
+        spec = AttackSpec(label, attack, kw)
+        return per_example["natural"] & attack_correct(model, spec, x, y, eps=e, norm=norm, seed=seed,
+                                                       batch_size=batch_size)
+
+    def cached(label: str, attack: str, **kw) -> torch.Tensor:
+        return per_example[label] if label in per_example else run(label, attack, eps, **kw)
+
+    n = len(y)
+    results: list[CheckResult] = []
+    pgd = cached(f"pgd-{CHECK_STEPS}", "pgd", steps=CHECK_STEPS)
+
+    results.append(CheckResult("threat-model", threat_violations == 0,
+                               f"{threat_violations} attack outputs outside the eps-ball or [0,1]", threat_violations))
+
+    # 1. robust accuracy does not rise as eps grows (per example: broken at eps/2 => broken at eps)
+    half = run("pgd-20@eps/2", "pgd", eps / 2, steps=CHECK_STEPS)
+    results.append(_per_example_check("eps-monotone", weaker=half, stronger=pgd,
+                                      what="PGD-20 accuracy at eps/2 vs eps (must not rise with eps)"))
+    double = run("pgd-20@2eps", "pgd", 2 * eps, steps=CHECK_STEPS)
+    r = _per_example_check("eps-monotone-2x", weaker=pgd, stronger=double,
+                           what="PGD-20 accuracy at eps vs 2·eps (must not rise with eps)")
+    results.append(r)
+
+    # 2. an unbounded budget (the whole [0,1] box) leaves at most chance-level accuracy
+    big = 1.0 if norm == "linf" else math.sqrt(x[0].numel())
+    huge = run("pgd-100@box", "pgd", big, steps=100)
+    n_classes = int(y.max()) + 1 if n else 1
+    majority = torch.bincount(y).max().item() / n
+    chance = max(1.0 / n_classes, majority)
+    acc = huge.float().mean().item()
+    results.append(CheckResult("large-eps-chance", acc <= chance + 0.02,
+                               f"PGD-100 with eps covering the whole input box: {acc:.2%} (chance {chance:.2%})",
+                               int(huge.sum())))
+
+    # 3. more steps and restarts never raise robust accuracy; a large drop means no convergence
+    more = run(f"pgd-{2 * CHECK_STEPS}", "pgd", eps, steps=2 * CHECK_STEPS)
+    results.append(_per_example_check("more-steps", weaker=pgd, stronger=more,
+                                      what=f"PGD-{CHECK_STEPS} vs PGD-{2 * CHECK_STEPS}"))
+    restarts = cached(f"pgd-{CHECK_STEPS}x5", "pgd", steps=CHECK_STEPS, restarts=5)
+    results.append(_per_example_check("more-restarts", weaker=pgd, stronger=restarts,
+                                      what=f"PGD-{CHECK_STEPS} vs PGD-{CHECK_STEPS} with 5 restarts"))
+    drop = pgd.float().mean().item() - torch.minimum(more, restarts).float().mean().item()
+    results.append(CheckResult("converged", drop <= DROP_WARNING,
+                               f"PGD-{CHECK_STEPS} accuracy falls by {drop:.2%} with 2x steps or 5 restarts "
+                               f"(over {DROP_WARNING:.0%}: the attack had not converged; report the stronger one)"))
+
+    # 4. PGD at least as strong as FGSM; 5. uniform noise weaker than PGD
+    fgsm = cached("fgsm", "fgsm")
+    results.append(_per_example_check("pgd-beats-fgsm", weaker=fgsm, stronger=pgd,
+                                      what="FGSM vs PGD-20 (PGD must break every example FGSM breaks)"))
+    noise = cached("noise", "noise")
+    results.append(_per_example_check("pgd-beats-noise", weaker=noise, stronger=pgd,
+                                      what="uniform noise vs PGD-20 (noise must be weaker)"))
+
+    # 6. deterministic outputs; 7. non-zero input gradients
+    results.append(_determinism(model, x[:batch_size]))
+    results.append(_gradients_nonzero(model, x[:batch_size], y[:batch_size]))
+    return results
+
+
+@torch.no_grad()
+def _determinism(model: nn.Module, x) -> CheckResult:
+    dev = next(model.parameters()).device
+    a, b = model(x.to(dev)), model(x.to(dev))
+    diff = (a - b).abs().max().item() if a.numel() else 0.0
+    return CheckResult("deterministic", diff <= 1e-5, f"max |difference| between two forward passes: {diff:.2e}")
+
+
+def _gradients_nonzero(model: nn.Module, x, y) -> CheckResult:
+    dev = next(model.parameters()).device
+    xg = x.to(dev).clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(xg), y.to(dev), reduction="sum")
+        (g,) = torch.autograd.grad(loss, xg)
+    zero = int((g.flatten(1).abs().amax(1) == 0).sum())
+    return CheckResult("nonzero-gradients", zero <= _tolerance(len(x)),
+                       f"{zero}/{len(x)} examples with an all-zero input gradient", zero)

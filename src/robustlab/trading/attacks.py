@@ -1,0 +1,337 @@
+"""Attacks on limit-order-book valuation models (thesis §3.4.3–3.5).
+
+This is its own threat model, not an ℓp ball: the adversary adds **whole shares** at **occupied**
+levels among the 10 best bids/asks, the orders rest and execute as the book moves
+(:mod:`~robustlab.trading.propagation`), and the budget is **capital** ``C(a)`` in dollars.
+
+* :func:`random_attack` — §3.4.3 baseline: random orders with a budget above $2M.
+* :func:`gradient_attack` — §3.4.4: untargeted gradient ascent on the cross-entropy with a random
+  learning rate ``alpha ~ U(0, alpha0)``, rounding ``R_r(x) = floor(x + r)`` with ``r = 0.95``,
+  stopping at misclassification or when ``C(R_r(a))`` would exceed ``c = $100,000``.
+* :func:`universal_attack` / :func:`apply_universal` — §3.5: one targeted perturbation indexed by
+  (time, side, level distance from the best price), trained by stochastic gradient over training
+  windows with an optional relative-size penalty ``gamma R(delta)``, then propagated through each
+  test window's own book; evaluated on a victim that may differ from the surrogate.
+
+Values the thesis leaves open are ours and exposed as options (see :class:`GradientAttackConfig`
+and :class:`UniversalConfig`): the step is the gradient scaled so its largest entry is ``alpha``
+shares with ``alpha ~ U(0, alpha0)``, ``alpha0`` relative to the window's median level size; at
+most ``max_steps`` steps; universal perturbations use Adam on the share counts with projection
+onto ``>= 0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.errors import ConfigError
+from .propagation import ATTACK_LEVELS, Propagator, Windows, round_orders, subset
+
+InputFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def default_input_fn() -> InputFn:
+    """The data layer's ``window_input`` (SWA window -> model input), differentiable in torch."""
+    from .features import window_input  # the data layer owns the transform
+    return window_input
+
+
+def _logits(model: nn.Module, input_fn: InputFn, swa: torch.Tensor) -> torch.Tensor:
+    p = next(model.parameters(), None)
+    dtype = p.dtype if p is not None else torch.float32
+    dev = p.device if p is not None else swa.device
+    return model(input_fn(swa).to(device=dev, dtype=dtype))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, input_fn: InputFn, swa: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Class predictions for (B, W) SWA windows."""
+    model.eval()
+    out = [_logits(model, input_fn, swa[i:i + batch]).argmax(1).cpu() for i in range(0, len(swa), batch)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+@dataclass
+class AttackResult:
+    """Per-window outcome of an attack on a batch (all arrays have length B)."""
+
+    orders: np.ndarray          # (B, W, 2, K) integer shares placed
+    clean_pred: np.ndarray
+    adv_pred: np.ndarray
+    labels: np.ndarray
+    capital: np.ndarray         # C(a), dollars (§3.4.2)
+    cost: np.ndarray            # mark-to-market loss to the attacker, dollars (§3.4.2)
+    relative_size: np.ndarray   # % of book size over the window (§3.4.2)
+    steps: np.ndarray
+    delta: np.ndarray | None = None  # (B, W, 2, L) propagated shares (kept only on request)
+
+    @property
+    def success(self) -> np.ndarray:
+        """Windows classified correctly before and wrongly after the attack."""
+        return (self.clean_pred == self.labels) & (self.adv_pred != self.labels)
+
+
+def _metrics(prop: Propagator, a: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        return (prop.capital(a).cpu().numpy(), prop.cost(a), prop.relative_size(a).cpu().numpy())
+
+
+# ----------------------------------------------------------------------------- random (§3.4.3)
+
+@dataclass(frozen=True)
+class RandomAttackConfig:
+    """§3.4.3: random orders. ``budget`` > $2M per the thesis; ``orders`` per window is ours."""
+
+    budget: float = 2_500_000.0
+    orders: int = 100
+    levels: int = ATTACK_LEVELS
+    removal: str = "through"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.budget <= 0 or self.orders < 1:
+            raise ConfigError(f"random attack needs budget > 0 and orders >= 1, got {self.budget}, {self.orders}")
+
+
+def random_orders(w: Windows, cfg: RandomAttackConfig, generator: np.random.Generator) -> np.ndarray:
+    """(B, W, 2, K) integer orders: ``cfg.orders`` random occupied positions, equal dollar value each."""
+    occ = w.occupied(cfg.levels)
+    b = occ.shape[0]
+    a = np.zeros(occ.shape)
+    for i in range(b):
+        pos = np.flatnonzero(occ[i])
+        if len(pos) == 0:
+            continue
+        pick = generator.choice(pos, size=cfg.orders, replace=True)
+        price = w.price[i][..., : cfg.levels].reshape(-1)[pick]
+        np.add.at(a[i].reshape(-1), pick, np.ceil(cfg.budget / cfg.orders / price))
+    return a
+
+
+def random_attack(model: nn.Module, w: Windows, labels, cfg: RandomAttackConfig = RandomAttackConfig(),
+                  input_fn: InputFn | None = None, device="cpu") -> AttackResult:
+    """Random orders above the $2M budget, propagated through each window's book (§3.4.3)."""
+    input_fn = input_fn or default_input_fn()
+    prop = Propagator(w, cfg.levels, cfg.removal, device)
+    a = torch.as_tensor(random_orders(w, cfg, np.random.default_rng(cfg.seed)), device=prop.device)
+    y = np.asarray(labels)
+    clean = predict(model, input_fn, torch.as_tensor(w.clean_swa(), device=prop.device)).numpy()
+    with torch.no_grad():
+        adv = predict(model, input_fn, prop.swa(a)).numpy()
+    cap, cost, rel = _metrics(prop, a)
+    return AttackResult(a.cpu().numpy().astype(np.int64), clean, adv, y, cap, cost, rel,
+                        np.zeros(len(y), dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------- gradient (§3.4.4)
+
+@dataclass(frozen=True)
+class GradientAttackConfig:
+    """§3.4.4. ``capital`` (c) and ``r`` are the thesis's; the rest are ours.
+
+    ``alpha0``: step-size ceiling in shares for the largest gradient entry, as a fraction of the
+    window's median occupied level size (``alpha0_shares`` overrides with an absolute number).
+    """
+
+    capital: float = 100_000.0
+    r: float = 0.95
+    alpha0: float = 0.5
+    alpha0_shares: float | None = None
+    max_steps: int = 100
+    levels: int = ATTACK_LEVELS
+    removal: str = "through"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.capital <= 0 or not (0 <= self.r < 1) or self.max_steps < 1 or self.alpha0 <= 0:
+            raise ConfigError("gradient attack needs capital > 0, 0 <= r < 1, max_steps >= 1, alpha0 > 0; "
+                              f"got {self.capital}, {self.r}, {self.max_steps}, {self.alpha0}")
+
+
+def gradient_attack(model: nn.Module, w: Windows, labels, cfg: GradientAttackConfig = GradientAttackConfig(),
+                    input_fn: InputFn | None = None, device="cpu", keep_delta: bool = False) -> AttackResult:
+    """Untargeted capital-constrained gradient attack with random learning rate (§3.4.4).
+
+    Each step: ``a <- max(0, a + alpha * g / max|g|)`` on occupied levels, ``alpha ~ U(0, alpha0)``
+    per window; the candidate ``R_r(a)`` is kept if ``C(R_r(a)) <= c``, and the window stops as
+    soon as it is misclassified or the capital would be exceeded (then the last in-budget
+    rounded orders are returned). Returned orders are integers, on occupied levels, with ``C <= c``.
+    """
+    input_fn = input_fn or default_input_fn()
+    model.eval()
+    prop = Propagator(w, cfg.levels, cfg.removal, device)
+    dev = prop.device
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=dev)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    b = prop.B
+    mask = prop.place_mask
+    if cfg.alpha0_shares is not None:
+        a0 = torch.full((b,), float(cfg.alpha0_shares), dtype=torch.float64, device=dev)
+    else:
+        sz = np.where(w.size[..., : prop.k] > 0, w.size[..., : prop.k], np.nan).reshape(b, -1)
+        a0 = torch.as_tensor(cfg.alpha0 * np.nan_to_num(np.nanmedian(sz, 1), nan=100.0), device=dev)
+    a = torch.zeros_like(mask)
+    best = torch.zeros_like(mask)          # last rounded, in-budget orders
+    with torch.no_grad():
+        clean = _logits(model, input_fn, prop.swa(best)).argmax(1)
+    active = clean == y                     # already-wrong windows need no orders
+    adv = clean.clone()
+    steps = torch.zeros(b, dtype=torch.long, device=dev)
+    for _ in range(cfg.max_steps):
+        if not active.any():
+            break
+        a = a.detach().requires_grad_(True)
+        loss = F.cross_entropy(_logits(model, input_fn, prop.swa(a)), y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, a)
+        g = g * mask
+        scale = g.abs().flatten(1).amax(1).clamp_min(1e-300)
+        alpha = torch.rand(b, generator=gen, dtype=torch.float64).to(dev) * a0
+        step = (alpha / scale)[:, None, None, None] * g
+        with torch.no_grad():
+            new = torch.where(active[:, None, None, None], (a + step).clamp_min(0) * mask, a)
+            cand = round_orders(new, cfg.r) * mask
+            over = prop.capital(cand) > cfg.capital
+            pred = _logits(model, input_fn, prop.swa(cand)).argmax(1)
+        move = active & ~over
+        best = torch.where(move[:, None, None, None], cand, best)
+        adv = torch.where(move, pred, adv)
+        steps = steps + active.long()
+        a = new.detach()
+        active = active & ~over & (pred == y)
+    cap, cost, rel = _metrics(prop, best)
+    delta = prop(best).detach().cpu().numpy() if keep_delta else None
+    return AttackResult(best.cpu().numpy().astype(np.int64), clean.cpu().numpy(), adv.cpu().numpy(),
+                        y.cpu().numpy(), cap, cost, rel, steps.cpu().numpy(), delta)
+
+
+# ----------------------------------------------------------------------------- universal (§3.5)
+
+@dataclass(frozen=True)
+class UniversalConfig:
+    """§3.5 targeted universal perturbation. All values are ours (the thesis defers to [56]'s appendix).
+
+    ``gamma`` weights the relative-size penalty ``R(delta)`` (mean % of book size); 0 disables it.
+    ``lr`` is Adam's step in shares; ``init`` the starting share count at every (t, side, level).
+    """
+
+    target: int = 2
+    gamma: float = 0.0
+    steps: int = 200
+    batch: int = 64
+    lr: float = 20.0
+    init: float = 0.0
+    r: float = 0.95
+    levels: int = ATTACK_LEVELS
+    removal: str = "through"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.target not in (0, 1, 2) or self.gamma < 0 or self.steps < 1 or self.batch < 1 or self.lr <= 0:
+            raise ConfigError("universal attack needs target in {0,1,2}, gamma >= 0, steps >= 1, batch >= 1, "
+                              f"lr > 0; got {self.target}, {self.gamma}, {self.steps}, {self.batch}, {self.lr}")
+
+
+@dataclass
+class UniversalResult:
+    perturbation: np.ndarray    # (W, 2, K) shares by (time, side, level distance from best)
+    target: int
+    gamma: float
+    history: list[dict] = field(default_factory=list)
+
+
+def _tile(u: torch.Tensor, b: int) -> torch.Tensor:
+    return u.unsqueeze(0).expand(b, *u.shape)
+
+
+def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = UniversalConfig(),
+                     input_fn: InputFn | None = None, device="cpu",
+                     progress: Callable[[int, float], None] | None = None) -> UniversalResult:
+    """Solve ``min_u sum_i L(f(SWA(x_i + p_i(u))), y_t) + gamma R(p(u))`` by stochastic gradient (§3.5).
+
+    ``windows`` is a pool of training windows; each step samples ``cfg.batch`` of them, builds their
+    propagation and takes one Adam step on ``u`` (projected onto ``u >= 0``).
+    """
+    input_fn = input_fn or default_input_fn()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    n, wlen, _ = windows.shape
+    k = min(cfg.levels, windows.price.shape[-1])
+    u = torch.full((wlen, 2, k), float(cfg.init), dtype=torch.float64, device=device, requires_grad=True)
+    opt = torch.optim.Adam([u], lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    hist = []
+    try:
+        for step in range(cfg.steps):
+            idx = rng.choice(n, size=min(cfg.batch, n), replace=False)
+            prop = Propagator(subset(windows, idx), k, cfg.removal, device)
+            a = _tile(u, len(idx))
+            d = prop(a)
+            swa = prop.swa_from_delta(d)
+            yt = torch.full((len(idx),), cfg.target, dtype=torch.long, device=prop.device)
+            ce = F.cross_entropy(_logits(model, input_fn, swa), yt)
+            rel = (100.0 * d.sum((1, 2, 3)) / prop.size.sum((1, 2, 3))).mean()
+            loss = ce + cfg.gamma * rel
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                u.clamp_(min=0)
+            hist.append({"step": step + 1, "ce": float(ce), "relative_size": float(rel)})
+            if progress:
+                progress(step + 1, float(loss))
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return UniversalResult(u.detach().cpu().numpy(), cfg.target, cfg.gamma, hist)
+
+
+@dataclass
+class UniversalEval:
+    fooled: float              # % of eligible windows moved into the target class
+    eligible: int              # correctly classified, true label and prediction outside the target
+    moved: int
+    relative_size: float       # mean % of book size over the eligible windows
+    capital: float             # mean dollars placed per window
+    target_rate_clean: float   # % of all windows predicted as target, clean
+    target_rate_adv: float     # ... and perturbed
+
+
+def apply_universal(u: np.ndarray, w: Windows, r: float = 0.95, removal: str = "through",
+                    device="cpu") -> tuple[Propagator, torch.Tensor]:
+    """Place ``R_r(u)`` at each window's own occupied levels and build its propagation (§3.5)."""
+    k = u.shape[-1]
+    prop = Propagator(w, k, removal, device)
+    a = round_orders(torch.as_tensor(u, dtype=torch.float64, device=prop.device), r)
+    return prop, _tile(a, prop.B) * prop.place_mask
+
+
+def evaluate_universal(victim: nn.Module, u: np.ndarray, target: int, w: Windows, labels,
+                       input_fn: InputFn | None = None, r: float = 0.95, removal: str = "through",
+                       device="cpu", chunk: int = 128) -> UniversalEval:
+    """Fooling rate of a (possibly transferred) universal perturbation on a victim (§3.5, Table 3.3)."""
+    input_fn = input_fn or default_input_fn()
+    y = np.asarray(labels)
+    clean, adv, rel, cap = [], [], [], []
+    for i in range(0, len(y), chunk):
+        part = subset(w, slice(i, i + chunk))
+        prop, a = apply_universal(u, part, r, removal, device)
+        with torch.no_grad():
+            clean.append(predict(victim, input_fn, prop.swa(torch.zeros_like(a))).numpy())
+            adv.append(predict(victim, input_fn, prop.swa(a)).numpy())
+            rel.append(prop.relative_size(a).cpu().numpy())
+            cap.append(prop.capital(a).cpu().numpy())
+    clean, adv, rel, cap = map(np.concatenate, (clean, adv, rel, cap))
+    elig = (clean == y) & (y != target)
+    moved = elig & (adv == target)
+    n = int(elig.sum())
+    return UniversalEval(
+        fooled=100.0 * moved.sum() / max(n, 1), eligible=n, moved=int(moved.sum()),
+        relative_size=float(rel[elig].mean()) if n else float("nan"), capital=float(cap.mean()),
+        target_rate_clean=100.0 * float((clean == target).mean()),
+        target_rate_adv=100.0 * float((adv == target).mean()))
