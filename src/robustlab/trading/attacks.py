@@ -14,8 +14,8 @@ levels among the 10 best bids/asks, the orders rest and execute as the book move
   test window's own book; evaluated on a victim that may differ from the surrogate.
 
 Values the thesis leaves open are ours and exposed as options (see :class:`GradientAttackConfig`
-and :class:`UniversalConfig`): the step is the gradient scaled so its largest entry is ``alpha``
-shares with ``alpha ~ U(0, alpha0)``, ``alpha0`` relative to the window's median level size; at
+and :class:`UniversalConfig`): the step is the gradient scaled so that it places ``alpha``
+dollars with ``alpha ~ U(0, alpha0)`` (the gradient normalised to one dollar of orders); at
 most ``max_steps`` steps; universal perturbations use Adam on the share counts with projection
 onto ``>= 0``.
 """
@@ -132,16 +132,17 @@ def random_attack(model: nn.Module, w: Windows, labels, cfg: RandomAttackConfig 
 
 @dataclass(frozen=True)
 class GradientAttackConfig:
-    """§3.4.4. ``capital`` (c) and ``r`` are the thesis's; the rest are ours.
+    """§3.4.4. ``capital`` (c) and ``r`` are the thesis's; ``alpha0`` and ``max_steps`` are ours.
 
-    ``alpha0``: step-size ceiling in shares for the largest gradient entry, as a fraction of the
-    window's median occupied level size (``alpha0_shares`` overrides with an absolute number).
+    The raw gradient's scale is meaningless (shares vs. loss), so we normalise it in dollars: a
+    step of learning rate ``alpha`` moves the orders by ``alpha * g / sum(|g| * price)``, i.e. by
+    ``alpha`` dollars of orders before rounding. ``alpha0 = $5,000`` (c / 20) keeps steps small
+    relative to the budget, so the ``C(R_r(a)) > c`` stop is reached gradually.
     """
 
     capital: float = 100_000.0
     r: float = 0.95
-    alpha0: float = 0.5
-    alpha0_shares: float | None = None
+    alpha0: float = 5_000.0
     max_steps: int = 100
     levels: int = ATTACK_LEVELS
     removal: str = "through"
@@ -157,7 +158,7 @@ def gradient_attack(model: nn.Module, w: Windows, labels, cfg: GradientAttackCon
                     input_fn: InputFn | None = None, device="cpu", keep_delta: bool = False) -> AttackResult:
     """Untargeted capital-constrained gradient attack with random learning rate (§3.4.4).
 
-    Each step: ``a <- max(0, a + alpha * g / max|g|)`` on occupied levels, ``alpha ~ U(0, alpha0)``
+    Each step: ``a <- max(0, a + alpha * g / sum(|g| price))`` on occupied levels, ``alpha ~ U(0, alpha0)``
     per window; the candidate ``R_r(a)`` is kept if ``C(R_r(a)) <= c``, and the window stops as
     soon as it is misclassified or the capital would be exceeded (then the last in-budget
     rounded orders are returned). Returned orders are integers, on occupied levels, with ``C <= c``.
@@ -170,11 +171,7 @@ def gradient_attack(model: nn.Module, w: Windows, labels, cfg: GradientAttackCon
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     b = prop.B
     mask = prop.place_mask
-    if cfg.alpha0_shares is not None:
-        a0 = torch.full((b,), float(cfg.alpha0_shares), dtype=torch.float64, device=dev)
-    else:
-        sz = np.where(w.size[..., : prop.k] > 0, w.size[..., : prop.k], np.nan).reshape(b, -1)
-        a0 = torch.as_tensor(cfg.alpha0 * np.nan_to_num(np.nanmedian(sz, 1), nan=100.0), device=dev)
+    price = prop.price[..., : prop.k]
     a = torch.zeros_like(mask)
     best = torch.zeros_like(mask)          # last rounded, in-budget orders
     with torch.no_grad():
@@ -189,8 +186,8 @@ def gradient_attack(model: nn.Module, w: Windows, labels, cfg: GradientAttackCon
         loss = F.cross_entropy(_logits(model, input_fn, prop.swa(a)), y, reduction="sum")
         (g,) = torch.autograd.grad(loss, a)
         g = g * mask
-        scale = g.abs().flatten(1).amax(1).clamp_min(1e-300)
-        alpha = torch.rand(b, generator=gen, dtype=torch.float64).to(dev) * a0
+        scale = (g.abs() * price).flatten(1).sum(1).clamp_min(1e-300)
+        alpha = torch.rand(b, generator=gen, dtype=torch.float64).to(dev) * cfg.alpha0
         step = (alpha / scale)[:, None, None, None] * g
         with torch.no_grad():
             new = torch.where(active[:, None, None, None], (a + step).clamp_min(0) * mask, a)
@@ -282,9 +279,9 @@ def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = 
             opt.step()
             with torch.no_grad():
                 u.clamp_(min=0)
-            hist.append({"step": step + 1, "ce": float(ce), "relative_size": float(rel)})
+            hist.append({"step": step + 1, "ce": float(ce.detach()), "relative_size": float(rel.detach())})
             if progress:
-                progress(step + 1, float(loss))
+                progress(step + 1, float(loss.detach()))
     finally:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -263,14 +263,17 @@ class Propagator:
         a = np.asarray(torch.as_tensor(a).detach().cpu().to(torch.float64)) * self.place_mask.cpu().numpy()
         w = self.windows
         mid = w.mid_end()
-        cost = np.zeros(self.B)
         bi, ti, si, ki = np.nonzero(a)
-        for b_, t_, s_, k_ in zip(bi, ti, si, ki):  # few nonzero orders: fine as a loop
-            p = w.price[b_, t_, s_, k_]
-            j = int(np.searchsorted(self.grids[b_], p))
-            if self.next_removal[b_, s_, t_ + 1, j] < self.W:
-                q = a[b_, t_, s_, k_]
-                cost[b_] += q * (p - mid[b_]) if s_ == BID else q * (mid[b_] - p)
+        p = w.price[bi, ti, si, ki]
+        j = np.zeros(len(bi), dtype=np.int64)
+        for b_ in np.unique(bi):  # one searchsorted per window
+            sel = bi == b_
+            j[sel] = np.searchsorted(self.grids[b_], p[sel])
+        filled = self.next_removal[bi, si, ti + 1, j] < self.W
+        q = a[bi, ti, si, ki]
+        per = np.where(si == BID, q * (p - mid[bi]), q * (mid[bi] - p)) * filled
+        cost = np.zeros(self.B)
+        np.add.at(cost, bi, per)
         return cost
 
 
