@@ -111,9 +111,10 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _load_cifar(name: str, data_dir, download: bool) -> Dataset:
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"data directory {data_dir} does not exist; create it and put "
+                        f"{ARCHIVES[name]['filename']} there, or omit --data-dir to use {default_data_dir()}")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    if data_dir.exists() and not data_dir.is_dir():
-        raise DataError(f"--data-dir {data_dir} is a file, not a directory; pass a directory")
     path = ensure_archive(name, data_dir, download)
     xtr, ytr, xte, yte = parse_cifar_archive(path, name)
     to_t = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731

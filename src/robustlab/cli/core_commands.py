@@ -1,0 +1,211 @@
+"""`robustlab train | eval | models | demo`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+from .options import parse_number, read_yaml_config
+
+console = Console()
+
+
+# ---------------------------------------------------------------------------- train
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (flags override it)."),
+    scale: str = typer.Option("tiny", help="Preset: tiny (digits, minutes on a CPU) or paper (thesis §4.7, CIFAR)."),
+    model: Optional[str] = typer.Option(None, help="Architecture name (see `robustlab models`)."),
+    dataset: Optional[str] = typer.Option(None, help="digits, cifar10 or cifar100."),
+    method: Optional[str] = typer.Option(None, help="natural, pgd-at, trades or free-at."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (free-at runs epochs/replay of them, thesis §4.7)."),
+    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size."),
+    lr: Optional[float] = typer.Option(None, help="Initial learning rate."),
+    eps: Optional[str] = typer.Option(None, help="Attack radius, e.g. 8/255."),
+    alpha: Optional[str] = typer.Option(None, help="PGD step size, e.g. 2/255."),
+    steps: Optional[int] = typer.Option(None, help="PGD steps during training."),
+    norm: Optional[str] = typer.Option(None, help="linf or l2."),
+    replay: Optional[int] = typer.Option(None, help="Free AT minibatch replay m."),
+    width: Optional[int] = typer.Option(None, help="Width of mlp / small-cnn."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<dataset>-<model>-<method>-s<seed>)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+):
+    """Train a model (natural, PGD-AT, TRADES or free AT); writes checkpoints and results.json."""
+    from ..core.train import preset, train_run
+
+    opts = read_yaml_config(config)
+    scale = opts.pop("scale", scale)
+    flags = dict(model=model, dataset=dataset, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
+                 eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps, norm=norm,
+                 replay=replay, model_width=width, seed=seed, data_dir=str(data_dir) if data_dir else None,
+                 device=device)
+    opts.update({k: v for k, v in flags.items() if v is not None})
+    out_opt = opts.pop("out", None)
+    resume = bool(opts.pop("resume", resume))
+    for key in ("eps", "alpha"):
+        if key in opts:
+            opts[key] = parse_number(opts[key], key)
+    cfg = preset(scale, **opts)
+    _check_names(cfg)
+    out = out or Path(out_opt or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-s{cfg.seed}")
+    console.print(f"training {cfg.model} on {cfg.dataset} with {cfg.method} → {out}")
+    _, result, summary = train_run(cfg, out, resume=resume)
+    final = summary["final"]
+    console.print(f"done: epoch {final.get('epoch')} train acc {final.get('train_acc', 0):.2%}, "
+                  f"test acc {final.get('test_acc', 0):.2%}; checkpoint {summary['checkpoint']}")
+
+
+def _check_names(cfg) -> None:
+    """Fail fast, before loading data, on names no registry knows."""
+    from ..core.data import list_datasets
+    from ..core.models import model_spec
+    from ..core.train import get_method
+    from ..core.data.datasets import _DATASETS
+
+    model_spec(cfg.model)
+    _DATASETS.get(cfg.dataset)
+    get_method(cfg.method, cfg)
+    del list_datasets
+
+
+# ---------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Path = typer.Argument(..., help="A model.safetensors written by `robustlab train`."),
+    eps: str = typer.Option("8/255", help="Attack radius, e.g. 8/255."),
+    norm: str = typer.Option("linf", help="linf or l2."),
+    suite: str = typer.Option("standard", help="quick, standard, paper, or a list such as pgd-20,pgd-20x5,deepfool."),
+    n: Optional[int] = typer.Option(None, help="Evaluate the first N test examples (default: all)."),
+    batch_size: int = typer.Option(256, help="Batch size for attacks."),
+    seed: int = typer.Option(0, help="Seed for random starts."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
+    checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks."),
+    out: Optional[Path] = typer.Option(None, help="Directory for results.json and report.md (default: beside the checkpoint)."),
+):
+    """Natural and robust accuracy under an attack suite, with gradient-masking sanity checks."""
+    from ..core.data import get_dataset
+    from ..core.errors import ConfigError
+    from ..core.evaluate import evaluate, parse_suite
+    from ..core.models import load_model
+
+    eps_v = parse_number(eps, "eps")
+    parse_suite(suite)  # unknown attack names fail before any work
+    if n is not None and n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    model, meta = load_model(checkpoint)
+    data = get_dataset(meta.get("dataset", "digits"), data_dir)
+    x, y = (data.x_test, data.y_test) if n is None else (data.x_test[:n], data.y_test[:n])
+    with console.status("attacking") as status:
+        result = evaluate(model, x, y, eps=eps_v, norm=norm, suite=suite, batch_size=batch_size, seed=seed,
+                          checks=checks, progress=lambda label: status.update(f"attacking: {label}"))
+    name = meta.get("config", {}).get("method", "model")
+    out = out or checkpoint.parent / f"eval-{suite.replace(',', '+')}-eps{eps_v:.4g}"
+    write_eval_outputs(out, {name: result}, {"checkpoint": str(checkpoint), "dataset": meta.get("dataset"),
+                                             "data_source": data.source})
+    print_eval_table({name: result})
+    console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+
+
+def write_eval_outputs(out: Path, results: dict, context: dict, title: str = "Robustness evaluation",
+                       notes: list[str] | None = None) -> None:
+    from ..core.evaluate import eval_markdown
+    from ..core.io import environment_info, write_json, write_text
+
+    payload = {**context, "models": {k: r.to_dict() for k, r in results.items()}, "versions": environment_info()}
+    write_json(out / "results.json", payload)
+    write_text(out / "report.md", eval_markdown(results, title, notes))
+
+
+def print_eval_table(results: dict) -> None:
+    first = next(iter(results.values()))
+    table = Table(title=f"accuracy (%) at eps={first.eps:.4g} ({first.norm}), n={first.n}")
+    table.add_column("model")
+    table.add_column("natural", justify="right")
+    for label in first.robust:
+        table.add_column(label, justify="right")
+    table.add_column("worst case", justify="right")
+    for name, r in results.items():
+        table.add_row(name, f"{100 * r.natural:.2f}", *[f"{100 * v:.2f}" for v in r.robust.values()],
+                      f"{100 * r.worst_case:.2f}")
+    console.print(table)
+    for name, r in results.items():
+        for c in r.failed_checks:
+            console.print(f"[yellow]warning[/yellow] ({name}) check {c.name} failed: {c.detail}")
+
+
+# ---------------------------------------------------------------------------- models
+@app.command()
+def models():
+    """Each registered model's parameters and multiply-adds per input, beside thesis §4.6."""
+    from ..core.models import count_madds, count_params, get_model, list_models, model_spec
+
+    table = Table(title="models (MACs = multiply-accumulates of one forward pass; thesis §4.6 figures beside)")
+    for col in ("model", "input", "params", "MACs", "2 x MACs", "thesis params", "thesis MAdd"):
+        table.add_column(col)
+    for name in list_models():
+        spec = model_spec(name)
+        shape = (1, 8, 8) if name in ("mlp", "small-cnn") else (3, 32, 32)
+        try:
+            m = get_model(name, num_classes=10, in_channels=shape[0])
+        except TypeError:  # pillar models (e.g. trading) take other inputs
+            continue
+        shape = getattr(m, "input_shape", shape)
+        macs = count_madds(m, shape)
+        table.add_row(name, "x".join(map(str, shape)), _human(count_params(m)), _human(macs), _human(2 * macs),
+                      _human(spec.thesis_params), _human(spec.thesis_madds))
+    console.print(table)
+    console.print("The thesis' MAdd figures are about twice our MAC counts: its counter counted a multiply-add "
+                  "as two operations; see docs/models.md.")
+
+
+def _human(v) -> str:
+    if v is None:
+        return "-"
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return str(int(v))
+
+
+# ---------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("robustlab-demo"), help="Directory for results.json, report.md and checkpoints."),
+    seed: int = typer.Option(0, help="Random seed."),
+    epochs: int = typer.Option(15, help="Training epochs for each model."),
+    eps: str = typer.Option("0.2", help="ℓ∞ radius for training and evaluation (digits pixels are in [0,1])."),
+    resume: bool = typer.Option(False, help="Reuse or continue models already trained in --out."),
+):
+    """Train a natural and a PGD-trained model on digits, attack both, check for masking, report."""
+    from ..core.data import get_dataset
+    from ..core.evaluate import evaluate
+    from ..core.train import preset, train_run
+
+    eps_v = parse_number(eps, "eps")
+    results, runs = {}, {}
+    data = get_dataset("digits")
+    for method in ("natural", "pgd-at"):
+        cfg = preset("tiny", method=method, epochs=epochs, eps=eps_v, alpha=eps_v / 4, seed=seed)
+        run_dir = out / method
+        console.print(f"[bold]training[/bold] {cfg.model} on digits with {method} ({cfg.epochs} epochs)")
+        model, fit_result, summary = train_run(cfg, run_dir, resume=resume)
+        runs[method] = {"config": cfg.to_dict(), "run_dir": str(run_dir), "final": summary["final"]}
+        with console.status(f"evaluating {method}") as status:
+            results[method] = evaluate(model, data.x_test, data.y_test, eps=eps_v, suite="standard", seed=seed,
+                                       progress=lambda label: status.update(f"evaluating {method}: {label}"))
+    notes = [f"Data: {data.source}; {len(data.y_test)} test images, real data.",
+             f"Scale: tiny preset (small-cnn, {epochs} epochs, PGD-10 training at ε={eps_v:g}), CPU-sized; "
+             "not the thesis's CIFAR settings.",
+             "Robust accuracy is per example: correct on the clean image and under the attack."]
+    write_eval_outputs(out, results, {"demo": "natural vs PGD-AT on digits", "runs": runs,
+                                      "data_source": data.source, "seed": seed}, "robustlab demo", notes)
+    print_eval_table(results)
+    console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")

@@ -1,0 +1,42 @@
+"""Build a model from a training config, or rebuild one from a checkpoint's sidecar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from ..io import load_checkpoint, load_weights_into
+from .registry import get_model
+
+SMALL_MODELS_WITH_WIDTH = ("mlp", "small-cnn")
+
+
+def build_model(name: str, num_classes: int, input_shape: tuple[int, ...], width: int | None = None) -> nn.Module:
+    """``get_model`` with the dataset's class count and input shape filled in."""
+    kw = {}
+    if width is not None and name in SMALL_MODELS_WITH_WIDTH:
+        kw["width"] = width
+    if name == "mlp":
+        kw["image_size"] = input_shape[-1]
+    return get_model(name, num_classes=num_classes, in_channels=input_shape[0], **kw)
+
+
+def load_model(path: str | Path, arch: str | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model saved at ``path`` (architecture from its sidecar) and load its weights."""
+    tensors, meta = load_checkpoint(path)
+    from ..errors import CheckpointError
+
+    try:
+        name = meta["model"]
+        shape = tuple(meta["input_shape"])
+        num_classes = int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path} sidecar lacks model/input_shape/num_classes; pass a checkpoint written "
+                              "by `robustlab train`") from None
+    if arch is not None and arch != name:
+        raise CheckpointError(f"{path} holds a {name!r} model, not {arch!r}; pass --model {name} or a "
+                              f"checkpoint of {arch}")
+    width = meta.get("config", {}).get("model_width")
+    model = build_model(name, num_classes, shape, width)
+    load_weights_into(model, tensors, meta, name, path)
+    return model, meta
