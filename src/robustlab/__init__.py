@@ -15,8 +15,6 @@ def __getattr__(name):  # lazy: `import robustlab` stays cheap for the CLI's --h
     if name == "evaluate":
         from .core.evaluate import evaluate
         return evaluate
-    if name in {"attacks", "models", "data", "train"}:
-        return importlib.import_module(f".core.{name}", __name__)
-    if name in {"trading", "distill"}:
+    if name in {"attacks", "models", "data", "train", "trading", "distill"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'robustlab' has no attribute {name!r}")

@@ -140,3 +140,85 @@ def canonical(name: str) -> str:
 def build_model(name: str, window: int = 6000, scale: str = "paper", **kw) -> nn.Module:
     """Build a valuation model by (short or registry) name at ``scale`` for ``window``-long inputs."""
     return FACTORIES[canonical(name)](num_classes=NUM_CLASSES, window=window, scale=scale, **kw)
+
+
+# ----------------------------------------------------------------------------- training (§3.3.2)
+
+#: SGD settings for valuation models. Batch sizes follow §3.3.2 (2,000–3,000 freshly sampled
+#: windows per step) at paper scale; lr, momentum, steps and the tiny values are ours.
+TRAIN_PRESETS = {
+    "paper": {"batch_size": 2500, "steps_per_epoch": 200, "epochs": 10, "lr": 0.01, "momentum": 0.9,
+              "weight_decay": 0.0},
+    "tiny": {"batch_size": 256, "steps_per_epoch": 40, "epochs": 3, "lr": 0.01, "momentum": 0.9,
+             "weight_decay": 0.0},
+}
+
+
+def train_config(name: str, scale: str, seed: int = 0, device: str = "auto", **overrides):
+    """A core ``TrainConfig`` for valuation model ``name`` (natural training, no lr milestones)."""
+    from ..core.train import TrainConfig
+
+    p = dict(TRAIN_PRESETS[_scale_key(scale)])
+    p.update({k: v for k, v in overrides.items() if v is not None})
+    steps = int(p.pop("steps_per_epoch"))
+    extra = {"steps_per_epoch": steps, "scale": scale}
+    return TrainConfig(model=canonical(name), dataset="lob-swa", method="natural", epochs=int(p["epochs"]),
+                       batch_size=int(p["batch_size"]), lr=float(p["lr"]), momentum=float(p["momentum"]),
+                       weight_decay=float(p["weight_decay"]), milestones=(), seed=seed, device=device,
+                       extra=extra)
+
+
+def _scale_key(scale: str) -> str:
+    _preset(scale)
+    return scale
+
+
+def train_valuation(name: str, batches, cfg, window: int, scale: str, out_dir=None, resume: bool = False,
+                    progress: bool = True, meta: dict | None = None, on_epoch_end=None):
+    """Train a valuation model with the core loop on freshly sampled window batches (§3.3.2).
+
+    ``batches`` is a core BatchSource (``len()`` = steps per epoch, ``batches(epoch, generator)``
+    yields ``(x, y)``) — each step a new random sample of windows, one SGD step per sample.
+    Returns ``(model, FitResult)``; ``out_dir`` gets resumable checkpoints and ``model.safetensors``.
+    """
+    from ..core.train import fit
+
+    model = build_model(name, window=window, scale=scale)
+    meta = {"trading": True, "window": window, "scale": scale, "num_classes": NUM_CLASSES, **(meta or {})}
+    res = fit(model, batches, cfg, out_dir=out_dir, resume=resume, meta=meta, progress=progress,
+              on_epoch_end=on_epoch_end)
+    return res.model, res
+
+
+def load_valuation(path) -> tuple[nn.Module, dict]:
+    """Rebuild a valuation model from a checkpoint written by :func:`train_valuation`."""
+    from ..core.errors import CheckpointError
+    from ..core.io import load_checkpoint, load_weights_into
+
+    tensors, meta = load_checkpoint(path)
+    if not meta.get("trading") or "window" not in meta:
+        raise CheckpointError(f"{path} is not a trading valuation model; pass a checkpoint written by "
+                              "`robustlab trading train`")
+    model = build_model(meta["model"], window=int(meta["window"]), scale=meta.get("scale", "paper"))
+    load_weights_into(model, tensors, meta, meta["model"], path)
+    model.eval()
+    return model, meta
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+    """Test accuracy (%) with one standard error (%) on sampled windows (§3.3.3)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    ok = torch.cat([(model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]) for i in range(0, len(x), batch)])
+    p = ok.double().mean().item()
+    return 100.0 * p, 100.0 * (p * (1 - p) / max(len(ok), 1)) ** 0.5
+
+
+def baselines(y_train: torch.Tensor, y_test: torch.Tensor) -> dict:
+    """§3.3.3 baselines: uniform random guess (33.33%) and the training majority class on test."""
+    counts = torch.bincount(y_train, minlength=NUM_CLASSES)
+    maj = int(counts.argmax())
+    p = (y_test == maj).double().mean().item()
+    return {"random": 100.0 / NUM_CLASSES, "majority_class": maj, "majority": 100.0 * p,
+            "majority_se": 100.0 * (p * (1 - p) / max(len(y_test), 1)) ** 0.5, "n": int(len(y_test))}

@@ -162,7 +162,11 @@ class _progress:
     """A rich progress bar over the batches of one epoch (silent when disabled)."""
 
     def __init__(self, enabled: bool, title: str, total: int):
-        self.enabled, self.title, self.total = enabled, title, total
+        import sys
+
+        # A bar only helps on a terminal; in logs and CI it would print a blank line per epoch.
+        self.enabled = enabled and sys.stdout.isatty()
+        self.title, self.total = title, total
 
     def __enter__(self):
         if not self.enabled:
