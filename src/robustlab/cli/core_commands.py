@@ -42,6 +42,8 @@ def train(
     from ..core.train import preset, train_run
 
     opts = read_yaml_config(config)
+    if "width" in opts:  # YAML keys are the flag names
+        opts["model_width"] = opts.pop("width")
     scale = opts.pop("scale", scale)
     flags = dict(model=model, dataset=dataset, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
                  eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps, norm=norm,

@@ -36,9 +36,20 @@ InputFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def default_input_fn() -> InputFn:
-    """The data layer's ``window_input`` (SWA window -> model input), differentiable in torch."""
-    from .features import window_input  # the data layer owns the transform
+    """The data layer's ``window_input`` (SWA window -> model input), differentiable in torch.
+
+    Until :mod:`robustlab.trading.features` exists, falls back to :func:`basis_points_from_last`.
+    """
+    try:
+        from .features import window_input  # the data layer owns the transform
+    except ImportError:
+        return basis_points_from_last
     return window_input
+
+
+def basis_points_from_last(swa: torch.Tensor) -> torch.Tensor:
+    """Fallback model input: SWA in basis points relative to the window's last value."""
+    return 1e4 * (swa / swa[:, -1:] - 1.0)
 
 
 def _logits(model: nn.Module, input_fn: InputFn, swa: torch.Tensor) -> torch.Tensor:

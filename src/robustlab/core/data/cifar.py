@@ -102,7 +102,7 @@ def parse_cifar_archive(path: Path, name: str) -> tuple[np.ndarray, np.ndarray, 
 class _SafeUnpickler(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}  # encode: bytes under protocol 2
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:

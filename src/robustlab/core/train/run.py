@@ -36,6 +36,7 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, pr
     out = Path(out_dir)
     check_out_dir(out, resume)
     data = get_dataset(cfg.dataset, cfg.data_dir)
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg.model, data.num_classes, data.input_shape, cfg.model_width)
     augment = data.augment if cfg.augment is None else cfg.augment
     batches = TensorBatches(data.x_train, data.y_train, cfg.batch_size, augment=augment,
