@@ -163,8 +163,14 @@ def simulated_study(scale: str, preset: str = "ford", seed: int = 0, data_dir: s
 # ----------------------------------------------------------------------------- stages
 
 def train_stage(study: Study, names, scale: str, out_dir: Path, seed: int = 0, progress: bool = True,
-                resume: bool = False, **overrides) -> dict:
-    """Train each model, evaluate on sampled test windows (± 1 SE) and write Table 3.1."""
+                resume: bool = False, reuse: bool = True, model_dir: Path | None = None, **overrides) -> dict:
+    """Train each model, evaluate on sampled test windows (± 1 SE) and write Table 3.1 into ``out_dir``.
+
+    Models go to ``model_dir/<name>/`` (default ``out_dir/models``); with ``reuse`` a finished
+    ``model.safetensors`` there is loaded instead of retrained.
+    """
+    out_dir = Path(out_dir)
+    model_dir = Path(model_dir) if model_dir is not None else out_dir / "models"
     p = scale_preset(scale)
     rng = np.random.default_rng(seed + 7)
     day, starts, y = study.sample("test", p["test_windows"], rng)
@@ -172,9 +178,15 @@ def train_stage(study: Study, names, scale: str, out_dir: Path, seed: int = 0, p
     _, _, y_tr = study.sample("train", p["test_windows"], np.random.default_rng(seed + 8))
     rows, models = [], {}
     for name in names:
+        final = model_dir / name / "model.safetensors"
+        if reuse and final.exists():  # a finished model of an earlier stage/table: reuse it
+            models[name], _ = load_valuation(final)
+            acc, se = accuracy(models[name], x_test, y_test)
+            rows.append({"asset": study.asset, "model": name, "acc": acc, "se": se, "n": len(y_test)})
+            continue
         cfg = train_config(name, scale, seed=seed, device="cpu", **overrides)
         batches = FreshBatches(study, cfg.batch_size, cfg.extra["steps_per_epoch"])
-        model, _ = train_valuation(name, batches, cfg, study.window, scale, out_dir=out_dir / name, resume=resume,
+        model, _ = train_valuation(name, batches, cfg, study.window, scale, out_dir=model_dir / name, resume=resume,
                                    progress=progress, meta={"asset": study.asset, "data_source": study.source,
                                                             "thresholds": list(study.thresholds),
                                                             "horizon": study.horizon})
@@ -324,7 +336,7 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
     torch.manual_seed(seed)
     study = study or simulated_study(scale, preset, seed, out / "data")
     figure_3_1_stage(study, scale, out, seed)
-    trained = train_stage(study, MODELS, scale, out / "models", seed, progress=progress)
+    trained = train_stage(study, MODELS, scale, out, seed, progress=progress)
     models = trained["models"]
     if key == "3.1":
         data = trained["data"]
