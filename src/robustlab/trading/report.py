@@ -185,3 +185,29 @@ def figure_3_3(clean_size: np.ndarray, orders: np.ndarray, delta: np.ndarray, ti
         fig.colorbar(im, ax=ax, label="shares")
     fig.suptitle(f"{title} (cf. thesis Fig. 3.3) — {note}", fontsize=9)
     return _save(fig, path)
+
+
+def collect_report(out_dir: str | Path) -> Path:
+    """Write ``report.md`` in a run directory: every table present plus links to the figures."""
+    from ..core.errors import ConfigError
+
+    out = Path(out_dir)
+    tables = [out / f"table_3_{i}.md" for i in (1, 2, 3)]
+    have = [t for t in tables if t.is_file()]
+    if not have:
+        raise ConfigError(f"{out} holds no tables; run `robustlab trading train --out {out}` first")
+    note = ""
+    spec = out / "study.json"
+    if spec.is_file():
+        import json
+        s = json.loads(spec.read_text())
+        note = data_note(s.get("source", ""), s.get("scale", "?"))
+    parts = ["# Chapter 3 study: adversarial orders on valuation models", "",
+             f"**{note}**" if note else "", ""]
+    parts += [t.read_text() for t in have]
+    figs = sorted(out.glob("figure_3_*.png"))
+    if figs:
+        parts += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figs]
+    path = out / "report.md"
+    write_text(path, "\n".join(parts) + "\n")
+    return path

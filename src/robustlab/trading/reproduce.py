@@ -150,14 +150,64 @@ class FreshBatches:
             yield self.study.inputs("train", day, starts), torch.as_tensor(y)
 
 
-def simulated_study(scale: str, preset: str = "ford", seed: int = 0, data_dir: str | Path | None = None) -> Study:
-    """Simulate ``train_days + test_days`` LOBSTER days with the data layer and load them as a :class:`Study`."""
+def simulated_study(scale: str, preset: str = "ford", seed: int = 0, data_dir: str | Path | None = None,
+                    progress: Callable[[int, int, str], None] | None = None) -> Study:
+    """Simulate ``train_days + test_days`` LOBSTER days (the data layer's simulator), load them back
+    through the LOBSTER loader at 0.01 s and split them into a :class:`Study` (§3.3.1)."""
+    import tempfile
+
+    from .lobster import load_lobster_days
+    from .simulate import get_preset, simulate_market, simulated_source
+
     p = scale_preset(scale)
-    from . import simulate as S
-    books = S.simulate_books(preset=preset, days=p["train_days"] + p["test_days"], seed=seed,
-                             minutes=p["minutes"], out_dir=data_dir)
+    days = p["train_days"] + p["test_days"]
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="robustlab-sim-")
+        data_dir = tmp.name
+    data_dir = Path(data_dir)
+    ticker = get_preset(preset).ticker
+    have = sorted(data_dir.glob(f"{ticker}_*_message_*.csv")) if data_dir.exists() else []
+    if len(have) < days:
+        simulate_market(preset, days, seed, data_dir, minutes=p["minutes"], progress=progress)
+    books = load_lobster_days(data_dir, ticker=ticker, minutes=p["minutes"], cache_dir=None)[:days]
+    src = simulated_source(preset, seed)
+    for b in books:
+        if "simulated" not in b.source:
+            b.source = src
+    if tmp is not None:
+        tmp.cleanup()
     return Study(books[: p["train_days"]], books[p["train_days"]:], p["window"], p["horizon"],
-                 asset=preset, source=books[0].source)
+                 asset=f"{ticker} ({preset})", source=books[0].source)
+
+
+def lobster_study(directory: str | Path, scale: str, ticker: str | None = None, train_days: int | None = None) -> Study:
+    """A :class:`Study` from real LOBSTER files: the first ``train_days`` days train, the rest test (§3.3.1)."""
+    from .lobster import load_lobster_days
+
+    p = scale_preset(scale)
+    books = load_lobster_days(directory, ticker=ticker, minutes=60.0)
+    n_train = train_days if train_days is not None else max(1, round(len(books) * 0.8))
+    if len(books) < 2 or not 0 < n_train < len(books):
+        raise DataError(f"{directory}: need at least one training and one test day, found {len(books)} day(s)")
+    return Study(books[:n_train], books[n_train:], p["window"], p["horizon"], asset=ticker or "LOBSTER",
+                 source=books[0].source)
+
+
+def study_from_spec(spec: dict) -> Study:
+    """Rebuild the study a ``study.json`` describes (same data, same thresholds)."""
+    if spec.get("lobster"):
+        st = lobster_study(spec["lobster"], spec["scale"], spec.get("ticker"), spec.get("train_days"))
+    else:
+        st = simulated_study(spec["scale"], spec.get("preset", "ford"), int(spec.get("seed", 0)), spec.get("data_dir"))
+    if spec.get("thresholds"):
+        st.thresholds = tuple(spec["thresholds"])
+    return st
+
+
+def study_spec(study: Study, scale: str, **how) -> dict:
+    return {"scale": scale, "asset": study.asset, "source": study.source, "window": study.window,
+            "horizon": study.horizon, "thresholds": list(study.thresholds), **how}
 
 
 # ----------------------------------------------------------------------------- stages

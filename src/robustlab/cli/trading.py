@@ -1,0 +1,149 @@
+"""`robustlab trading simulate | train | attack | universal | report` (thesis Chapter 3).
+
+A run directory (``--out``, default ``runs/trading``) holds ``study.json`` (which data, scale and
+label thresholds), ``models/<name>/`` checkpoints, the tables (``table_3_*.md|json``) and figures.
+``train`` creates it; ``attack``, ``universal`` and ``report`` read it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+
+trading_app = typer.Typer(help="Adversarial orders against limit-order-book valuation models (thesis Ch. 3).",
+                          no_args_is_help=True)
+app.add_typer(trading_app, name="trading")
+console = Console()
+
+_CLASSES = {"down": 0, "flat": 1, "up": 2}
+
+
+def _names(text: str) -> list[str]:
+    from ..trading.models import SHORT, canonical
+    out = []
+    for n in text.split(","):
+        if n.strip():
+            canonical(n)  # validates
+            out.append({v: k for k, v in SHORT.items()}.get(n.strip().lower(), n.strip().lower()))
+    return out
+
+
+def _load_run(out: Path):
+    from ..core.errors import ConfigError
+    from ..trading.models import load_valuation
+    from ..trading.reproduce import study_from_spec
+
+    spec_path = out / "study.json"
+    if not spec_path.is_file():
+        raise ConfigError(f"{out} has no study.json; run `robustlab trading train --out {out}` first")
+    spec = json.loads(spec_path.read_text())
+    with console.status("loading the order books ..."):
+        study = study_from_spec(spec)
+    models = {}
+    for d in sorted((out / "models").glob("*/model.safetensors")):
+        models[d.parent.name], _ = load_valuation(d)
+    if not models:
+        raise ConfigError(f"{out}/models holds no trained model; run `robustlab trading train --out {out}`")
+    return spec, study, models
+
+
+@trading_app.command()
+def train(
+    out: Path = typer.Option(Path("runs/trading"), help="Run directory."),
+    scale: str = typer.Option("tiny", help="tiny (CPU minutes, ours) or paper (thesis §3.3)."),
+    models: str = typer.Option("linear,mlp,lstm", help="Comma-separated: linear, mlp, lstm."),
+    preset: str = typer.Option("ford", help="Simulated market preset (ford, nvidia) when --lobster is not given."),
+    lobster: Optional[Path] = typer.Option(None, help="Directory of real LOBSTER files instead of the simulator."),
+    ticker: Optional[str] = typer.Option(None, help="Ticker to pick in --lobster."),
+    train_days: Optional[int] = typer.Option(None, help="Training days of --lobster (default 80%)."),
+    seed: int = typer.Option(0, help="Seed of the simulation, sampling and initialisation."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default from the scale preset)."),
+    steps_per_epoch: Optional[int] = typer.Option(None, help="SGD steps per epoch, each on a fresh sample."),
+    batch_size: Optional[int] = typer.Option(None, help="Windows per step (thesis: 2,000-3,000)."),
+    lr: Optional[float] = typer.Option(None, help="SGD learning rate."),
+    resume: bool = typer.Option(False, help="Continue unfinished models from their last checkpoint."),
+):
+    """Train valuation models on SWA windows (§3.3) and write Table 3.1 and Figure 3.1."""
+    from ..core.io.atomic import write_json
+    from ..trading.reproduce import (figure_3_1_stage, lobster_study, simulated_study, study_spec,
+                                     train_stage)
+
+    names = _names(models)
+    out.mkdir(parents=True, exist_ok=True)
+    with console.status("preparing order books (simulating if needed) ..."):
+        if lobster is not None:
+            study = lobster_study(lobster, scale, ticker, train_days)
+            spec_how = {"lobster": str(lobster), "ticker": ticker, "train_days": train_days}
+        else:
+            study = simulated_study(scale, preset, seed, out / "data")
+            spec_how = {"preset": preset, "seed": seed, "data_dir": str(out / "data")}
+    write_json(out / "study.json", study_spec(study, scale, **spec_how))
+    console.print(f"{study.asset}: {len(study.train)} train / {len(study.test)} test days, "
+                  f"window {study.window}, horizon {study.horizon}, thresholds ±{study.thresholds[1]:.3g} $ "
+                  f"[{study.source}]")
+    figure_3_1_stage(study, scale, out, seed)
+    res = train_stage(study, names, scale, out, seed, progress=True, resume=resume, reuse=not resume,
+                      epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
+    console.print((out / "table_3_1.md").read_text())
+
+
+@trading_app.command()
+def attack(
+    out: Path = typer.Option(Path("runs/trading"), help="Run directory written by `trading train`."),
+    capital: float = typer.Option(100_000.0, help="Capital constraint c in dollars (thesis: $100,000)."),
+    r: float = typer.Option(0.95, help="Rounding R_r(x) = floor(x + r) (thesis: 0.95)."),
+    alpha0: float = typer.Option(5_000.0, help="Learning-rate ceiling: dollars of orders per step (ours)."),
+    max_steps: Optional[int] = typer.Option(None, help="Step cap (ours; default from the scale)."),
+    budget: float = typer.Option(2_500_000.0, help="Random-order budget in dollars (thesis: over $2M)."),
+    removal: str = typer.Option("through", help="Order removal: through (default, ours) or at (literal)."),
+    seed: int = typer.Option(0, help="Seed of window sampling and the random learning rates."),
+):
+    """Random and gradient attacks on test windows (§3.4): Table 3.2 and Figure 3.3."""
+    from ..trading.attacks import GradientAttackConfig, RandomAttackConfig
+    from ..trading.reproduce import attack_stage, scale_preset
+
+    spec, study, models = _load_run(out)
+    steps = max_steps or scale_preset(spec["scale"])["attack_steps"]
+    cfg = GradientAttackConfig(capital=capital, r=r, alpha0=alpha0, max_steps=steps, removal=removal, seed=seed)
+    rcfg = RandomAttackConfig(budget=budget, removal=removal, seed=seed)
+    with console.status(f"attacking {', '.join(models)} ..."):
+        attack_stage(study, models, spec["scale"], out, seed, cfg, rcfg)
+    console.print((out / "table_3_2.md").read_text())
+
+
+@trading_app.command()
+def universal(
+    out: Path = typer.Option(Path("runs/trading"), help="Run directory written by `trading train`."),
+    surrogates: str = typer.Option("linear,mlp", help="Models the perturbations are computed on."),
+    target: str = typer.Option("up", help="Target class: down, flat or up."),
+    gamma: float = typer.Option(1.0, help="Relative-size penalty weight (ours; 0 disables)."),
+    seed: int = typer.Option(0, help="Seed."),
+):
+    """Universal targeted perturbations transferred to every model (§3.5): Table 3.3 and Figure 3.2."""
+    from ..core.errors import ConfigError
+    from ..trading.reproduce import universal_stage
+
+    if target not in _CLASSES:
+        raise ConfigError(f"--target must be down, flat or up, not {target!r}")
+    spec, study, models = _load_run(out)
+    sur = _names(surrogates)
+    missing = [s for s in sur if s not in models]
+    if missing:
+        raise ConfigError(f"surrogate(s) {', '.join(missing)} not trained in {out}; train them first")
+    with console.status(f"crafting universal perturbations on {', '.join(sur)} ..."):
+        universal_stage(study, models, tuple(sur), spec["scale"], out, seed, _CLASSES[target], gamma)
+    console.print((out / "table_3_3.md").read_text())
+
+
+@trading_app.command()
+def report(out: Path = typer.Option(Path("runs/trading"), help="Run directory.")):
+    """Collect the tables and figures of a run into report.md."""
+    from ..trading.report import collect_report
+
+    path = collect_report(out)
+    console.print(path.read_text())
