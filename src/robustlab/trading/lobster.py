@@ -40,6 +40,7 @@ PRICE_SCALE = 10_000               # LOBSTER prices are USD x 10,000
 MESSAGE_COLUMNS = ("time", "type", "order id", "size", "price", "direction")
 OPEN_SECONDS = 9.5 * 3600          # 09:30, Nasdaq's open
 CACHE_VERSION = 1
+SIMULATED_MARKER = "SIMULATED.json"  # written by robustlab.trading.simulate beside its files
 
 _NAME = re.compile(r"^(?P<ticker>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
                    r"(?P<kind>message|orderbook)_(?P<levels>\d+)(?P<suffix>[^/]*)\.csv$")
@@ -269,7 +270,21 @@ def load_lobster(message_file: str | os.PathLike, orderbook_file: str | os.PathL
     name = parse_lobster_name(message_file)
     return Book(time=m[:, 0].copy(), ask_price=ask_price, ask_size=ask_size, bid_price=bid_price,
                 bid_size=bid_size, exec_ask_price=ex_ask, exec_bid_price=ex_bid,
-                source=f"lobster:{message_file.name}", date=name["date"] if name else "")
+                source=_source_of(message_file, name), date=name["date"] if name else "")
+
+
+def _source_of(message_file: Path, name: dict | None) -> str:
+    """``simulated:<preset>/seed=<n>`` when the simulator's marker sits beside the file (and
+    names its ticker), else ``lobster:<file name>``."""
+    marker = message_file.parent / SIMULATED_MARKER
+    if marker.is_file():
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            info = {}
+        if info.get("source") and (name is None or info.get("ticker") == name["ticker"]):
+            return str(info["source"])
+    return f"lobster:{message_file.name}"
 
 
 # ----------------------------------------------------------------------------- resampling
