@@ -1,0 +1,242 @@
+"""SWA windows, labels and the random-window batch sampler (thesis §3.3.1–3.3.2).
+
+* **Series.** The size-weighted average price (SWA, :meth:`Book.swa`) of every 0.01 s snapshot
+  of the first trading hour of each day (see :func:`robustlab.trading.lobster.load_day`).
+* **Inputs.** 60 s of SWA = ``window = 6000`` consecutive snapshots of one day.
+* **Labels.** The SWA change from the window's last snapshot ``e`` to ``e + horizon``
+  (``horizon = 1000``, i.e. 10 s; "the change in price from the right end of the snippet to
+  the green dot", Fig. 3.1), as a relative change in basis points
+  ``c = (SWA[e + horizon] / SWA[e] - 1) * 1e4``. Three classes: 0 = down (``c < -θ``),
+  1 = flat (``|c| <= θ``), 2 = up (``c > θ``), with the symmetric threshold ``θ`` chosen as
+  the 1/3-quantile of ``|c|`` over **all** training windows, so that the middle class holds
+  one third of them (§3.3.1; footnote 1: up and down are then slightly off balance).
+* **Split.** The first ``train_days`` days (default 16 of 20, else 80 % rounded) train, the
+  remaining days test (§3.3.1). Windows never cross a day boundary, and a window counts only
+  if its SWA and its label point are defined (no empty book).
+* **Input normalisation (ours; the thesis does not state one).** A model sees
+  :func:`window_input`: the window relative to its own last value, in basis points,
+  ``x_t = (SWA_t / SWA_last - 1) * 1e4``. This makes Ford (~$9) and Nvidia (~$180) windows
+  comparable and matches the label's scale. It is a differentiable torch function, so the
+  attacks apply it to the perturbed SWA (raw book -> SWA -> ``window_input`` -> model) and the
+  gradient reaches the adversarial orders.
+
+:class:`WindowData` holds the per-day SWA series, the split and the threshold;
+:class:`WindowBatches` is the training loop's batch source (``len()`` steps per epoch,
+``batches(epoch, generator)`` freshly sampled windows every step, §3.3.2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..core.errors import ConfigError, DataError
+from .book import Book
+
+WINDOW = 6000        # 60 s of 0.01 s snapshots (§3.3.1)
+HORIZON = 1000       # the label looks 10 s past the window's end (§3.3)
+BPS = 1e4
+CLASSES = ("down", "flat", "up")
+
+
+def window_input(swa_window: torch.Tensor) -> torch.Tensor:
+    """Model input of SWA windows ``(..., W)``: ``(swa / swa[..., -1] - 1) * 1e4`` (bps), float32.
+
+    Differentiable; the one map from SWA to model input used for training and for attacks.
+    """
+    last = swa_window[..., -1:]
+    return ((swa_window / last - 1.0) * BPS).to(torch.float32)
+
+
+def label_changes(swa: np.ndarray, window: int = WINDOW, horizon: int = HORIZON) -> np.ndarray:
+    """Relative change (bps) from each window's last snapshot to ``horizon`` later.
+
+    Entry ``s`` belongs to the window starting at snapshot ``s``; length ``len(swa) - window - horizon + 1``.
+    """
+    n = len(swa) - window - horizon + 1
+    if n <= 0:
+        return np.empty(0)
+    end = swa[window - 1: window - 1 + n]
+    later = swa[window - 1 + horizon: window - 1 + horizon + n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (later / end - 1.0) * BPS
+
+
+def classify(change: np.ndarray, threshold: float) -> np.ndarray:
+    """0 = down (``c < -θ``), 1 = flat (``|c| <= θ``), 2 = up (``c > θ``)."""
+    change = np.asarray(change)
+    return np.where(change > threshold, 2, np.where(change < -threshold, 0, 1)).astype(np.int64)
+
+
+def flat_threshold(changes: np.ndarray) -> float:
+    """Symmetric threshold θ with ``|c| <= θ`` for one third of ``changes`` (§3.3.1)."""
+    a = np.abs(np.asarray(changes, dtype=np.float64))
+    if a.size == 0:
+        raise DataError("no training windows to choose the label threshold from; "
+                        "use more days or minutes of data")
+    return float(np.quantile(a, 1.0 / 3.0, method="inverted_cdf"))
+
+
+def _valid_starts(swa: np.ndarray, window: int, horizon: int) -> np.ndarray:
+    """Starts whose window and label point have a defined SWA (vectorised with a running count)."""
+    n = len(swa) - window - horizon + 1
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(swa) | (swa <= 0))])
+    s = np.arange(n)
+    in_window = bad[s + window] - bad[s]
+    at_label = bad[s + window + horizon] - bad[s + window + horizon - 1]
+    return s[(in_window == 0) & (at_label == 0)]
+
+
+@dataclass
+class WindowData:
+    """Per-day SWA series with the train/test split, label threshold and valid window starts."""
+
+    swa: list[np.ndarray]                 # per day, float64
+    dates: list[str]
+    source: str
+    train_days: int
+    threshold: float
+    window: int = WINDOW
+    horizon: int = HORIZON
+    books: list[Book] | None = None       # kept when built from books (attacks need the book)
+    starts: dict[str, list[np.ndarray]] = field(default_factory=dict)   # split -> per-day starts
+
+    @classmethod
+    def from_books(cls, books: Sequence[Book], *, train_days: int | None = None, window: int = WINDOW,
+                   horizon: int = HORIZON, keep_books: bool = True) -> "WindowData":
+        """Split days (first ``train_days`` train, rest test), compute SWA and the threshold."""
+        if len(books) < 2:
+            raise DataError(f"{len(books)} day(s) of data: need at least 2 (train and test days)")
+        td = int(round(0.8 * len(books))) if train_days is None else int(train_days)
+        td = min(max(td, 1), len(books) - 1) if train_days is None else td
+        if not 1 <= td < len(books):
+            raise ConfigError(f"train_days={train_days}: need 1 <= train_days < {len(books)} days")
+        if window < 2 or horizon < 1:
+            raise ConfigError(f"window={window}, horizon={horizon}: need window >= 2 and horizon >= 1")
+        swa = [np.asarray(b.swa(), dtype=np.float64) for b in books]
+        data = cls(swa=swa, dates=[b.date for b in books], source=books[0].source, train_days=td,
+                   threshold=0.0, window=window, horizon=horizon,
+                   books=list(books) if keep_books else None)
+        data.starts = {"train": [_valid_starts(s, window, horizon) for s in swa[:td]],
+                       "test": [_valid_starts(s, window, horizon) for s in swa[td:]]}
+        if data.count("train") == 0:
+            raise DataError(f"no complete {window + horizon}-snapshot windows in the training days; "
+                            f"use longer days (--minutes) or a shorter window")
+        changes = np.concatenate([label_changes(s, window, horizon)[st]
+                                  for s, st in zip(swa[:td], data.starts["train"])])
+        data.threshold = flat_threshold(changes)
+        return data
+
+    # ----------------------------------------------------------------- indexing
+    def day_offset(self, split: str) -> int:
+        return 0 if split == "train" else self.train_days
+
+    def _split(self, split: str) -> list[np.ndarray]:
+        if split not in ("train", "test"):
+            raise ConfigError(f"split {split!r}: choose 'train' or 'test'")
+        return self.starts[split]
+
+    def count(self, split: str) -> int:
+        """Number of valid windows in ``split``."""
+        return int(sum(len(s) for s in self._split(split)))
+
+    def sample(self, split: str, n: int, generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` windows drawn uniformly (with replacement) from all of ``split``'s windows.
+
+        Returns ``(day, start)`` arrays; ``day`` indexes :attr:`swa` / :attr:`books`.
+        """
+        per_day = self._split(split)
+        counts = np.array([len(s) for s in per_day])
+        total = int(counts.sum())
+        if total == 0:
+            raise DataError(f"no {split} windows; use more days or longer days")
+        flat = torch.randint(total, (int(n),), generator=generator).numpy()
+        cum = np.cumsum(counts)
+        d = np.searchsorted(cum, flat, side="right")
+        within = flat - (cum[d] - counts[d])
+        starts = np.empty(len(flat), dtype=np.int64)
+        for k in np.unique(d):                      # loop over days, not windows
+            m = d == k
+            starts[m] = per_day[k][within[m]]
+        return d + self.day_offset(split), starts
+
+    def raw_windows(self, day: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """``(B, window)`` float64 SWA of the windows (copied row-wise from a sliding view)."""
+        out = np.empty((len(day), self.window))
+        for k in np.unique(day):
+            m = np.flatnonzero(day == k)
+            out[m] = sliding_window_view(self.swa[k], self.window)[start[m]]
+        return out
+
+    def changes(self, day: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Label change in bps of each window."""
+        out = np.empty(len(day))
+        for k in np.unique(day):
+            m = np.flatnonzero(day == k)
+            end = start[m] + self.window - 1
+            s = self.swa[k]
+            out[m] = (s[end + self.horizon] / s[end] - 1.0) * BPS
+        return out
+
+    def labels(self, day: np.ndarray, start: np.ndarray) -> np.ndarray:
+        return classify(self.changes(day, start), self.threshold)
+
+    def batch(self, day: np.ndarray, start: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs ``(B, window)`` float32 (:func:`window_input`) and int64 labels."""
+        x = window_input(torch.from_numpy(self.raw_windows(day, start)))
+        return x, torch.from_numpy(self.labels(day, start))
+
+    def window_book(self, day: int, start: int) -> Book:
+        """The book snapshots of one window (for attacks and figures); needs ``keep_books``."""
+        if self.books is None:
+            raise ConfigError("this WindowData was built with keep_books=False")
+        return self.books[int(day)].take(slice(int(start), int(start) + self.window))
+
+    def class_fractions(self, split: str) -> np.ndarray:
+        """Fraction of down/flat/up over **all** windows of ``split`` (exact, not sampled)."""
+        per_day = self._split(split)
+        off = self.day_offset(split)
+        counts = np.zeros(3)
+        for i, st in enumerate(per_day):
+            c = label_changes(self.swa[off + i], self.window, self.horizon)[st]
+            counts += np.bincount(classify(c, self.threshold), minlength=3)
+        return counts / max(counts.sum(), 1)
+
+    def describe(self) -> dict:
+        """Facts for run records and reports (says ``simulated`` when the source is)."""
+        return {"source": self.source, "days": len(self.swa), "train_days": self.train_days,
+                "dates": [self.dates[0], self.dates[-1]] if self.dates else [],
+                "window": self.window, "horizon": self.horizon, "threshold_bps": self.threshold,
+                "train_windows": self.count("train"), "test_windows": self.count("test")}
+
+
+class WindowBatches:
+    """Batch source for the core training loop: fresh random windows every step (§3.3.2).
+
+    ``len()`` is ``steps`` per epoch; ``batches(epoch, generator)`` yields ``steps`` pairs of
+    float32 ``(batch_size, window)`` inputs and int64 labels, each batch newly sampled from all
+    windows of ``split`` with ``generator`` (so a seeded generator reproduces the batches).
+    """
+
+    def __init__(self, data: WindowData, batch_size: int = 2000, steps: int = 100, split: str = "train"):
+        if batch_size < 1 or steps < 1:
+            raise ConfigError(f"batch_size={batch_size}, steps={steps}: both must be >= 1")
+        data._split(split)
+        self.data, self.batch_size, self.steps, self.split = data, batch_size, steps, split
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def batches(self, epoch: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(self.steps):
+            day, start = self.data.sample(self.split, self.batch_size, generator)
+            yield self.data.batch(day, start)
+
+
+__all__ = ["WINDOW", "HORIZON", "CLASSES", "window_input", "label_changes", "classify",
+           "flat_threshold", "WindowData", "WindowBatches"]
