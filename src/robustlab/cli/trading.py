@@ -53,6 +53,35 @@ def _load_run(out: Path):
 
 
 @trading_app.command()
+def simulate(
+    out: Path = typer.Option(..., help="Folder for the LOBSTER message/orderbook files."),
+    preset: str = typer.Option("ford", help="Simulated market: ford (~$9, deep) or nvidia (~$180, thin)."),
+    days: int = typer.Option(20, help="Trading days (thesis: 20 = 16 train + 4 test)."),
+    seed: int = typer.Option(0, help="Seed; the files are identical for the same preset, seed and minutes."),
+    minutes: float = typer.Option(60.0, help="Minutes after the 09:30 open per day (thesis: the first hour)."),
+):
+    """Write a seeded simulated market as genuine LOBSTER files (10 levels) for N trading days."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..core.errors import ConfigError
+    from ..trading.simulate import get_preset, simulate_market
+
+    get_preset(preset)
+    if days < 1 or not 0 < minutes <= 390:
+        raise ConfigError(f"--days {days} --minutes {minutes}: need days >= 1 and 0 < minutes <= 390")
+    with Progress(TextColumn("simulating {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(preset, total=days)
+        written = simulate_market(preset, days, seed, out, minutes=minutes,
+                                  progress=lambda i, n, date: bar.update(task, completed=i,
+                                                                         description=f"{preset} {date}"))
+    size = sum(m.stat().st_size + o.stat().st_size for m, o in written)
+    console.print(f"wrote {len(written)} simulated days ({written[0][0].name.split('_')[1]} .. "
+                  f"{written[-1][0].name.split('_')[1]}, {size / 1e6:.1f} MB) to {out} "
+                  f"\\[simulated:{preset}/seed={seed}]")
+
+
+@trading_app.command()
 def train(
     out: Path = typer.Option(Path("runs/trading"), help="Run directory."),
     scale: str = typer.Option("tiny", help="tiny (CPU minutes, ours) or paper (thesis §3.3)."),
