@@ -38,18 +38,24 @@ InputFn = Callable[[torch.Tensor], torch.Tensor]
 def default_input_fn() -> InputFn:
     """The data layer's ``window_input`` (SWA window -> model input), differentiable in torch.
 
-    Until :mod:`robustlab.trading.features` exists, falls back to :func:`basis_points_from_last`.
+    Until :mod:`robustlab.trading.features` provides it, falls back to :func:`standardise_window`.
     """
     try:
         from .features import window_input  # the data layer owns the transform
     except ImportError:
-        return basis_points_from_last
+        return standardise_window
     return window_input
 
 
-def basis_points_from_last(swa: torch.Tensor) -> torch.Tensor:
-    """Fallback model input: SWA in basis points relative to the window's last value."""
-    return 1e4 * (swa / swa[:, -1:] - 1.0)
+def standardise_window(swa: torch.Tensor) -> torch.Tensor:
+    """Fallback model input (ours): each SWA window minus its last value, over its standard deviation.
+
+    Scale-free (Ford at $9 and Nvidia at $180 look alike) and differentiable; the floor on the
+    deviation (1e-7 of the price) keeps flat windows finite.
+    """
+    centred = swa - swa[:, -1:]
+    sd = swa.std(dim=1, keepdim=True).clamp_min(1e-7 * swa[:, -1:].abs().clamp_min(1e-12))
+    return centred / sd
 
 
 def _logits(model: nn.Module, input_fn: InputFn, swa: torch.Tensor) -> torch.Tensor:

@@ -149,7 +149,7 @@ def build_model(name: str, window: int = 6000, scale: str = "paper", **kw) -> nn
 TRAIN_PRESETS = {
     "paper": {"batch_size": 2500, "steps_per_epoch": 200, "epochs": 10, "lr": 0.01, "momentum": 0.9,
               "weight_decay": 0.0},
-    "tiny": {"batch_size": 256, "steps_per_epoch": 40, "epochs": 3, "lr": 0.01, "momentum": 0.9,
+    "tiny": {"batch_size": 256, "steps_per_epoch": 40, "epochs": 4, "lr": 0.05, "momentum": 0.9,
              "weight_decay": 0.0},
 }
 
