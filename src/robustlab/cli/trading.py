@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import app
 
@@ -114,7 +115,7 @@ def train(
     write_json(out / "study.json", study_spec(study, scale, **spec_how))
     console.print(f"{study.asset}: {len(study.train)} train / {len(study.test)} test days, "
                   f"window {study.window}, horizon {study.horizon}, thresholds ±{study.thresholds[1]:.3g} $ "
-                  f"[{study.source}]")
+                  f"({escape(study.source)})")
     figure_3_1_stage(study, scale, out, seed)
     res = train_stage(study, names, scale, out, seed, progress=True, resume=resume, reuse=not resume,
                       epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
