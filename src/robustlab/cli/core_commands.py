@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import app
-from .options import parse_number, read_yaml_config
+from .options import config_option, parse_number
 
 console = Console()
 
@@ -18,7 +18,7 @@ console = Console()
 # ---------------------------------------------------------------------------- train
 @app.command()
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of options (flags override it)."),
+    config: Optional[Path] = config_option(),
     scale: str = typer.Option("tiny", help="Preset: tiny (digits, minutes on a CPU) or paper (thesis §4.7, CIFAR)."),
     model: Optional[str] = typer.Option(None, help="Architecture name (see `robustlab models`)."),
     dataset: Optional[str] = typer.Option(None, help="digits, cifar10 or cifar100."),
@@ -41,23 +41,13 @@ def train(
     """Train a model (natural, PGD-AT, TRADES or free AT); writes checkpoints and results.json."""
     from ..core.train import preset, train_run
 
-    opts = read_yaml_config(config)
-    if "width" in opts:  # YAML keys are the flag names
-        opts["model_width"] = opts.pop("width")
-    scale = opts.pop("scale", scale)
     flags = dict(model=model, dataset=dataset, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
                  eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps, norm=norm,
                  replay=replay, model_width=width, seed=seed, data_dir=str(data_dir) if data_dir else None,
                  device=device)
-    opts.update({k: v for k, v in flags.items() if v is not None})
-    out_opt = opts.pop("out", None)
-    resume = bool(opts.pop("resume", resume))
-    for key in ("eps", "alpha"):
-        if key in opts:
-            opts[key] = parse_number(opts[key], key)
-    cfg = preset(scale, **opts)
+    cfg = preset(scale, **{k: v for k, v in flags.items() if v is not None})
     _check_names(cfg)
-    out = out or Path(out_opt or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-s{cfg.seed}")
+    out = out or Path(f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-s{cfg.seed}")
     console.print(f"training {cfg.model} on {cfg.dataset} with {cfg.method} → {out}")
     _, result, summary = train_run(cfg, out, resume=resume)
     final = summary["final"]
@@ -81,6 +71,7 @@ def _check_names(cfg) -> None:
 # ---------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
+    config: Optional[Path] = config_option(),
     checkpoint: Path = typer.Argument(..., help="A model.safetensors written by `robustlab train`."),
     eps: str = typer.Option("8/255", help="Attack radius, e.g. 8/255."),
     norm: str = typer.Option("linf", help="linf or l2."),
@@ -180,6 +171,7 @@ def _human(v) -> str:
 # ---------------------------------------------------------------------------- demo
 @app.command()
 def demo(
+    config: Optional[Path] = config_option(),
     out: Path = typer.Option(Path("robustlab-demo"), help="Directory for results.json, report.md and checkpoints."),
     seed: int = typer.Option(0, help="Random seed."),
     epochs: int = typer.Option(15, help="Training epochs for each model."),

@@ -19,6 +19,28 @@ def parse_number(text: str | float | None, what: str) -> float | None:
         raise ConfigError(f"--{what} must be a number such as 0.03 or 8/255, got {text!r}") from None
 
 
+def _load_config_defaults(ctx, param, value):
+    """Eager ``--config`` callback: YAML values become the command's defaults; flags still win."""
+    if value is None:
+        return value
+    opts = read_yaml_config(Path(value))
+    known = {p.name for p in ctx.command.params}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise ConfigError(f"{value}: unknown option(s) {', '.join(unknown)}; use the long flag names of "
+                          f"`{ctx.info_name} --help`")
+    ctx.default_map = {**(ctx.default_map or {}), **opts}
+    return value
+
+
+def config_option():
+    """A ``--config FILE.yaml`` option for any command (keys are its long flag names)."""
+    import typer
+
+    return typer.Option(None, "--config", help="YAML file of options (keys are the flag names; flags override it).",
+                        is_eager=True, callback=_load_config_defaults, expose_value=False)
+
+
 def read_yaml_config(path: Path | None) -> dict:
     """Options from a YAML file (keys as the long flag names, with - or _)."""
     if path is None:
