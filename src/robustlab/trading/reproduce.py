@@ -394,7 +394,7 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
         data = attack_stage(study, models, scale, out, seed)["data"]
     else:
         data = universal_stage(study, models, ("linear", "mlp"), scale, out, seed)["data"]
-    held = claims(key, data)
+    held = {k: bool(v) for k, v in claims(key, data).items()}
     result = {"table": key, "scale": scale, "note": R.data_note(study.source, scale), "data": data,
               "claims": held, "claims_held": sum(held.values()), "claims_total": len(held),
               "seconds": time.perf_counter() - t0, "out_dir": str(out)}
