@@ -1,14 +1,16 @@
 """`robustlab trading simulate | train | attack | universal | report` (thesis Chapter 3).
 
 A run directory (``--out``, default ``runs/trading``) holds ``study.json`` (which data, scale and
-label thresholds), ``models/<name>/`` checkpoints, the tables (``table_3_*.md|json``) and figures.
-``train`` creates it; ``attack``, ``universal`` and ``report`` read it.
+label threshold θ), ``models/<name>/`` checkpoints, the tables (``table_3_*.md|json``) and figures.
+``train`` creates it; ``attack``, ``universal`` and ``report`` read it. Every stage samples and
+labels windows through :mod:`robustlab.trading.features` (§3.3.1). Long steps draw progress bars.
 """
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -24,33 +26,55 @@ console = Console()
 _CLASSES = {"down": 0, "flat": 1, "up": 2}
 
 
+@contextmanager
+def _bars() -> Iterator:
+    """Rich progress bars, drawn from the first update on; yields ``update(description, done, total)``
+    (one bar per description)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console)
+    tasks: dict[str, int] = {}
+
+    def update(desc: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if desc not in tasks:
+            tasks[desc] = bar.add_task(escape(desc), total=total)
+        bar.update(tasks[desc], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
+
+
 def _names(text: str) -> list[str]:
+    """``"linear,mlp"`` -> short model names, each validated (ConfigError on an unknown one)."""
     from ..trading.models import SHORT, canonical
-    out = []
-    for n in text.split(","):
-        if n.strip():
-            canonical(n)  # validates
-            out.append({v: k for k, v in SHORT.items()}.get(n.strip().lower(), n.strip().lower()))
-    return out
+    short = {v: k for k, v in SHORT.items()}
+    return [short[canonical(n)] for n in text.split(",") if n.strip()]
 
 
 def _load_run(out: Path):
+    """``study.json``, the rebuilt :class:`WindowData` and every trained model of run ``out``."""
     from ..core.errors import ConfigError
     from ..trading.models import load_valuation
-    from ..trading.reproduce import study_from_spec
+    from ..trading.reproduce import data_from_spec
 
     spec_path = out / "study.json"
     if not spec_path.is_file():
         raise ConfigError(f"{out} has no study.json; run `robustlab trading train --out {out}` first")
     spec = json.loads(spec_path.read_text())
-    with console.status("loading the order books ..."):
-        study = study_from_spec(spec)
     models = {}
     for d in sorted((out / "models").glob("*/model.safetensors")):
         models[d.parent.name], _ = load_valuation(d)
     if not models:
         raise ConfigError(f"{out}/models holds no trained model; run `robustlab trading train --out {out}`")
-    return spec, study, models
+    with _bars() as update:
+        data = data_from_spec(spec, update)
+    return spec, data, models
 
 
 @trading_app.command()
@@ -62,35 +86,32 @@ def simulate(
     minutes: float = typer.Option(60.0, help="Minutes after the 09:30 open per day (thesis: the first hour)."),
 ):
     """Write a seeded simulated market as genuine LOBSTER files (10 levels) for N trading days."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..core.errors import ConfigError
     from ..trading.simulate import get_preset, simulate_market
 
     get_preset(preset)
     if days < 1 or not 0 < minutes <= 390:
         raise ConfigError(f"--days {days} --minutes {minutes}: need days >= 1 and 0 < minutes <= 390")
-    with Progress(TextColumn("simulating {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(preset, total=days)
+    with _bars() as update:
         written = simulate_market(preset, days, seed, out, minutes=minutes,
-                                  progress=lambda i, n, date: bar.update(task, completed=i,
-                                                                         description=f"{preset} {date}"))
+                                  progress=lambda i, n, date: update(f"simulating {preset}", i, n))
     size = sum(m.stat().st_size + o.stat().st_size for m, o in written)
     console.print(f"wrote {len(written)} simulated days ({written[0][0].name.split('_')[1]} .. "
-                  f"{written[-1][0].name.split('_')[1]}, {size / 1e6:.1f} MB) to {out} "
-                  f"\\[simulated:{preset}/seed={seed}]")
+                  f"{written[-1][0].name.split('_')[1]}, {size / 1e6:.1f} MB) to {escape(str(out))} "
+                  f"{escape(f'[simulated:{preset}/seed={seed}]')}")
 
 
 @trading_app.command()
 def train(
     out: Path = typer.Option(Path("runs/trading"), help="Run directory."),
-    scale: str = typer.Option("tiny", help="tiny (CPU minutes, ours) or paper (thesis §3.3)."),
+    scale: str = typer.Option("tiny", help="tiny (6 s windows, CPU minutes; ours) or paper (60 s, thesis §3.3)."),
     models: str = typer.Option("linear,mlp,lstm", help="Comma-separated: linear, mlp, lstm."),
     preset: str = typer.Option("ford", help="Simulated market preset (ford, nvidia) when --lobster is not given."),
-    lobster: Optional[Path] = typer.Option(None, help="Directory of real LOBSTER files instead of the simulator."),
+    lobster: Optional[Path] = typer.Option(None, help="Folder of LOBSTER files (real, or from `trading simulate`)."),
     ticker: Optional[str] = typer.Option(None, help="Ticker to pick in --lobster."),
     train_days: Optional[int] = typer.Option(None, help="Training days of --lobster (default 80%)."),
+    minutes: Optional[float] = typer.Option(None, help="Minutes after the open to use from --lobster "
+                                            "(default: what the file names cover, at most 60)."),
     seed: int = typer.Option(0, help="Seed of the simulation, sampling and initialisation."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default from the scale preset)."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="SGD steps per epoch, each on a fresh sample."),
@@ -100,26 +121,26 @@ def train(
 ):
     """Train valuation models on SWA windows (§3.3) and write Table 3.1 and Figure 3.1."""
     from ..core.io.atomic import write_json
-    from ..trading.reproduce import (figure_3_1_stage, lobster_study, simulated_study, study_spec,
-                                     train_stage)
+    from ..trading.reproduce import data_spec, figure_3_1_stage, lobster_data, simulated_data, train_stage
 
     names = _names(models)
     out.mkdir(parents=True, exist_ok=True)
-    with console.status("preparing order books (simulating if needed) ..."):
+    with _bars() as update:
         if lobster is not None:
-            study = lobster_study(lobster, scale, ticker, train_days)
-            spec_how = {"lobster": str(lobster), "ticker": ticker, "train_days": train_days}
+            data = lobster_data(lobster, scale, ticker, train_days, minutes, update)
+            how = {"lobster": str(lobster), "ticker": ticker, "minutes": minutes}
         else:
-            study = simulated_study(scale, preset, seed, out / "data")
-            spec_how = {"preset": preset, "seed": seed, "data_dir": str(out / "data")}
-    write_json(out / "study.json", study_spec(study, scale, **spec_how))
-    console.print(f"{study.asset}: {len(study.train)} train / {len(study.test)} test days, "
-                  f"window {study.window}, horizon {study.horizon}, thresholds ±{study.thresholds[1]:.3g} $ "
-                  f"({escape(study.source)})")
-    figure_3_1_stage(study, scale, out, seed)
-    res = train_stage(study, names, scale, out, seed, progress=True, resume=resume, reuse=not resume,
-                      epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
-    console.print((out / "table_3_1.md").read_text())
+            data = simulated_data(scale, preset, seed, out / "data", update)
+            how = {"preset": preset, "seed": seed, "data_dir": str(out / "data")}
+    write_json(out / "study.json", data_spec(data, scale, **how))
+    console.print(escape(f"{data.asset}: {data.train_days} train / {len(data.swa) - data.train_days} test days, "
+                         f"{data.count('train')} / {data.count('test')} windows of {data.window} snapshots, "
+                         f"horizon {data.horizon}, flat class |change| <= {data.threshold:.3g} bps "
+                         f"({data.source})"))
+    figure_3_1_stage(data, scale, out, seed)
+    train_stage(data, names, scale, out, seed, progress=True, resume=resume, reuse=not resume,
+                epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
+    console.print((out / "table_3_1.md").read_text(), markup=False, soft_wrap=True)
 
 
 @trading_app.command()
@@ -131,19 +152,23 @@ def attack(
     max_steps: Optional[int] = typer.Option(None, help="Step cap (ours; default from the scale)."),
     budget: float = typer.Option(2_500_000.0, help="Random-order budget in dollars (thesis: over $2M)."),
     removal: str = typer.Option("through", help="Order removal: through (default, ours) or at (literal)."),
+    windows: Optional[int] = typer.Option(None, help="Test windows attacked (default from the scale)."),
     seed: int = typer.Option(0, help="Seed of window sampling and the random learning rates."),
 ):
     """Random and gradient attacks on test windows (§3.4): Table 3.2 and Figure 3.3."""
+    from ..core.errors import ConfigError
     from ..trading.attacks import GradientAttackConfig, RandomAttackConfig
     from ..trading.reproduce import attack_stage, scale_preset
 
-    spec, study, models = _load_run(out)
+    if removal not in ("through", "at") or (windows is not None and windows < 1):
+        raise ConfigError(f"--removal must be through or at and --windows >= 1 (got {removal!r}, {windows})")
+    spec, data, models = _load_run(out)
     steps = max_steps or scale_preset(spec["scale"])["attack_steps"]
     cfg = GradientAttackConfig(capital=capital, r=r, alpha0=alpha0, max_steps=steps, removal=removal, seed=seed)
     rcfg = RandomAttackConfig(budget=budget, removal=removal, seed=seed)
-    with console.status(f"attacking {', '.join(models)} ..."):
-        attack_stage(study, models, spec["scale"], out, seed, cfg, rcfg)
-    console.print((out / "table_3_2.md").read_text())
+    with _bars() as update:
+        attack_stage(data, models, spec["scale"], out, seed, cfg, rcfg, windows=windows, progress=update)
+    console.print((out / "table_3_2.md").read_text(), markup=False, soft_wrap=True)
 
 
 @trading_app.command()
@@ -152,22 +177,33 @@ def universal(
     surrogates: str = typer.Option("linear,mlp", help="Models the perturbations are computed on."),
     target: str = typer.Option("up", help="Target class: down, flat or up."),
     gamma: float = typer.Option(1.0, help="Relative-size penalty weight (ours; 0 disables)."),
+    steps: Optional[int] = typer.Option(None, help="Adam steps per perturbation (ours; default from the scale)."),
+    batch: Optional[int] = typer.Option(None, help="Training windows per step (ours; default from the scale)."),
+    lr: float = typer.Option(20.0, help="Adam step in shares (ours)."),
+    windows: Optional[int] = typer.Option(None, help="Training and test windows (default from the scale)."),
     seed: int = typer.Option(0, help="Seed."),
 ):
     """Universal targeted perturbations transferred to every model (§3.5): Table 3.3 and Figure 3.2."""
     from ..core.errors import ConfigError
-    from ..trading.reproduce import universal_stage
+    from ..trading.attacks import UniversalConfig
+    from ..trading.reproduce import scale_preset, universal_stage
 
     if target not in _CLASSES:
         raise ConfigError(f"--target must be down, flat or up, not {target!r}")
-    spec, study, models = _load_run(out)
+    if windows is not None and windows < 1:
+        raise ConfigError(f"--windows {windows}: must be >= 1")
     sur = _names(surrogates)
+    spec, data, models = _load_run(out)
     missing = [s for s in sur if s not in models]
     if missing:
         raise ConfigError(f"surrogate(s) {', '.join(missing)} not trained in {out}; train them first")
-    with console.status(f"crafting universal perturbations on {', '.join(sur)} ..."):
-        universal_stage(study, models, tuple(sur), spec["scale"], out, seed, _CLASSES[target], gamma)
-    console.print((out / "table_3_3.md").read_text())
+    p = scale_preset(spec["scale"])
+    ucfg = UniversalConfig(target=_CLASSES[target], gamma=gamma, steps=steps or p["universal_steps"],
+                           batch=batch or p["universal_batch"], lr=lr, seed=seed)
+    with _bars() as update:
+        universal_stage(data, models, tuple(sur), spec["scale"], out, seed, _CLASSES[target], gamma,
+                        ucfg=ucfg, windows=windows, progress=update)
+    console.print((out / "table_3_3.md").read_text(), markup=False, soft_wrap=True)
 
 
 @trading_app.command()
@@ -176,4 +212,4 @@ def report(out: Path = typer.Option(Path("runs/trading"), help="Run directory.")
     from ..trading.report import collect_report
 
     path = collect_report(out)
-    console.print(path.read_text())
+    console.print(path.read_text(), markup=False, soft_wrap=True)

@@ -13,6 +13,10 @@ levels among the 10 best bids/asks, the orders rest and execute as the book move
   windows with an optional relative-size penalty ``gamma R(delta)``, then propagated through each
   test window's own book; evaluated on a victim that may differ from the surrogate.
 
+Every attack feeds the model ``window_input(SWA(x + delta))`` — the same map from SWA to model
+input that training uses (:func:`robustlab.trading.features.window_input`); ``input_fn`` only
+replaces it in tests with hand-made models.
+
 Values the thesis leaves open are ours and exposed as options (see :class:`GradientAttackConfig`
 and :class:`UniversalConfig`): the step is the gradient scaled so that it places ``alpha``
 dollars with ``alpha ~ U(0, alpha0)`` (the gradient normalised to one dollar of orders); at
@@ -30,32 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
+from .features import window_input
 from .propagation import ATTACK_LEVELS, Propagator, Windows, round_orders, subset
 
 InputFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def default_input_fn() -> InputFn:
-    """The data layer's ``window_input`` (SWA window -> model input), differentiable in torch.
-
-    Until :mod:`robustlab.trading.features` provides it, falls back to :func:`standardise_window`.
-    """
-    try:
-        from .features import window_input  # the data layer owns the transform
-    except ImportError:
-        return standardise_window
-    return window_input
-
-
-def standardise_window(swa: torch.Tensor) -> torch.Tensor:
-    """Fallback model input (ours): each SWA window minus its last value, over its standard deviation.
-
-    Scale-free (Ford at $9 and Nvidia at $180 look alike) and differentiable; the floor on the
-    deviation (1e-7 of the price) keeps flat windows finite.
-    """
-    centred = swa - swa[:, -1:]
-    sd = swa.std(dim=1, keepdim=True).clamp_min(1e-7 * swa[:, -1:].abs().clamp_min(1e-12))
-    return centred / sd
 
 
 def _logits(model: nn.Module, input_fn: InputFn, swa: torch.Tensor) -> torch.Tensor:
@@ -133,7 +115,7 @@ def random_orders(w: Windows, cfg: RandomAttackConfig, generator: np.random.Gene
 def random_attack(model: nn.Module, w: Windows, labels, cfg: RandomAttackConfig = RandomAttackConfig(),
                   input_fn: InputFn | None = None, device="cpu") -> AttackResult:
     """Random orders above the $2M budget, propagated through each window's book (§3.4.3)."""
-    input_fn = input_fn or default_input_fn()
+    input_fn = input_fn or window_input
     prop = Propagator(w, cfg.levels, cfg.removal, device)
     a = torch.as_tensor(random_orders(w, cfg, np.random.default_rng(cfg.seed)), device=prop.device)
     y = np.asarray(labels)
@@ -180,7 +162,7 @@ def gradient_attack(model: nn.Module, w: Windows, labels, cfg: GradientAttackCon
     soon as it is misclassified or the capital would be exceeded (then the last in-budget
     rounded orders are returned). Returned orders are integers, on occupied levels, with ``C <= c``.
     """
-    input_fn = input_fn or default_input_fn()
+    input_fn = input_fn or window_input
     model.eval()
     prop = Propagator(w, cfg.levels, cfg.removal, device)
     dev = prop.device
@@ -270,7 +252,7 @@ def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = 
     ``windows`` is a pool of training windows; each step samples ``cfg.batch`` of them, builds their
     propagation and takes one Adam step on ``u`` (projected onto ``u >= 0``).
     """
-    input_fn = input_fn or default_input_fn()
+    input_fn = input_fn or window_input
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -329,7 +311,7 @@ def evaluate_universal(victim: nn.Module, u: np.ndarray, target: int, w: Windows
                        input_fn: InputFn | None = None, r: float = 0.95, removal: str = "through",
                        device="cpu", chunk: int = 128) -> UniversalEval:
     """Fooling rate of a (possibly transferred) universal perturbation on a victim (§3.5, Table 3.3)."""
-    input_fn = input_fn or default_input_fn()
+    input_fn = input_fn or window_input
     y = np.asarray(labels)
     clean, adv, rel, cap = [], [], [], []
     for i in range(0, len(y), chunk):

@@ -2,7 +2,8 @@
 
 * **Series.** The size-weighted average price (SWA, :meth:`Book.swa`) of every 0.01 s snapshot
   of the first trading hour of each day (see :func:`robustlab.trading.lobster.load_day`).
-* **Inputs.** 60 s of SWA = ``window = 6000`` consecutive snapshots of one day.
+* **Inputs.** 60 s of SWA = ``window = 6000`` consecutive snapshots of one day (the ``tiny``
+  scale of :mod:`robustlab.trading.reproduce` uses ``window = 600``, ``horizon = 100``: ours).
 * **Labels.** The SWA change from the window's last snapshot ``e`` to ``e + horizon``
   (``horizon = 1000``, i.e. 10 s; "the change in price from the right end of the snippet to
   the green dot", Fig. 3.1), as a relative change in basis points
@@ -20,9 +21,12 @@
   attacks apply it to the perturbed SWA (raw book -> SWA -> ``window_input`` -> model) and the
   gradient reaches the adversarial orders.
 
-:class:`WindowData` holds the per-day SWA series, the split and the threshold;
-:class:`WindowBatches` is the training loop's batch source (``len()`` steps per epoch,
-``batches(epoch, generator)`` freshly sampled windows every step, §3.3.2).
+:class:`WindowData` holds the per-day SWA series, the split and the threshold, and (with
+``keep_books``) the clean book slice of every window for the attacks' propagation
+(:meth:`WindowData.book_windows`, §3.4.1); :class:`WindowBatches` is the training loop's batch
+source (``len()`` steps per epoch, ``batches(epoch, generator)`` freshly sampled windows every
+step, §3.3.2). Every stage — training, evaluation, attacks, universal perturbations, figures,
+the CLI and ``robustlab reproduce`` — samples and labels windows through this one module.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.errors import ConfigError, DataError
 from .book import Book
+from .propagation import Windows, concat_windows, subset, windows_from_book
 
 WINDOW = 6000        # 60 s of 0.01 s snapshots (§3.3.1)
 HORIZON = 1000       # the label looks 10 s past the window's end (§3.3)
@@ -105,11 +110,17 @@ class WindowData:
     horizon: int = HORIZON
     books: list[Book] | None = None       # kept when built from books (attacks need the book)
     starts: dict[str, list[np.ndarray]] = field(default_factory=dict)   # split -> per-day starts
+    asset: str = ""                       # display name for tables ("F (ford)", "AAPL", ...)
 
     @classmethod
     def from_books(cls, books: Sequence[Book], *, train_days: int | None = None, window: int = WINDOW,
-                   horizon: int = HORIZON, keep_books: bool = True) -> "WindowData":
-        """Split days (first ``train_days`` train, rest test), compute SWA and the threshold."""
+                   horizon: int = HORIZON, keep_books: bool = True, asset: str = "",
+                   threshold: float | None = None) -> "WindowData":
+        """Split days (first ``train_days`` train, rest test), compute SWA and the threshold (§3.3.1).
+
+        ``threshold`` (bps) reuses a known θ (e.g. the one a trained model was labelled with)
+        instead of recomputing it from the training windows.
+        """
         if len(books) < 2:
             raise DataError(f"{len(books)} day(s) of data: need at least 2 (train and test days)")
         td = int(round(0.8 * len(books))) if train_days is None else int(train_days)
@@ -121,12 +132,15 @@ class WindowData:
         swa = [np.asarray(b.swa(), dtype=np.float64) for b in books]
         data = cls(swa=swa, dates=[b.date for b in books], source=books[0].source, train_days=td,
                    threshold=0.0, window=window, horizon=horizon,
-                   books=list(books) if keep_books else None)
+                   books=list(books) if keep_books else None, asset=asset)
         data.starts = {"train": [_valid_starts(s, window, horizon) for s in swa[:td]],
                        "test": [_valid_starts(s, window, horizon) for s in swa[td:]]}
         if data.count("train") == 0:
             raise DataError(f"no complete {window + horizon}-snapshot windows in the training days; "
                             f"use longer days (--minutes) or a shorter window")
+        if threshold is not None:
+            data.threshold = float(threshold)
+            return data
         changes = np.concatenate([label_changes(s, window, horizon)[st]
                                   for s, st in zip(swa[:td], data.starts["train"])])
         data.threshold = flat_threshold(changes)
@@ -203,11 +217,31 @@ class WindowData:
                 x[torch.from_numpy(r)] = window_input(torch.from_numpy(view[start[r]]))
         return x, torch.from_numpy(self.labels(day, start))
 
+    def _books(self) -> list[Book]:
+        if self.books is None:
+            raise ConfigError("this WindowData was built with keep_books=False; the attacks need the books")
+        return self.books
+
     def window_book(self, day: int, start: int) -> Book:
         """The book snapshots of one window (for attacks and figures); needs ``keep_books``."""
-        if self.books is None:
-            raise ConfigError("this WindowData was built with keep_books=False")
-        return self.books[int(day)].take(slice(int(start), int(start) + self.window))
+        return self._books()[int(day)].take(slice(int(start), int(start) + self.window))
+
+    def book_windows(self, day: np.ndarray, start: np.ndarray) -> Windows:
+        """Clean book slices of the windows ``(day, start)``, in that order, for propagation (§3.4.1).
+
+        One :func:`~robustlab.trading.propagation.windows_from_book` call per day; the model input
+        of window ``i`` is ``window_input(result.clean_swa()[i])``, the same as :meth:`batch`.
+        """
+        books = self._books()
+        day, start = np.asarray(day).reshape(-1), np.asarray(start).reshape(-1)
+        if len(day) == 0:
+            raise ConfigError("no windows requested")
+        parts, order = [], []
+        for k in np.unique(day):
+            m = np.flatnonzero(day == k)
+            parts.append(windows_from_book(books[k], start[m], self.window))
+            order.append(m)
+        return subset(concat_windows(parts), np.argsort(np.concatenate(order), kind="stable"))
 
     def class_fractions(self, split: str) -> np.ndarray:
         """Fraction of down/flat/up over **all** windows of ``split`` (exact, not sampled)."""
@@ -221,7 +255,7 @@ class WindowData:
 
     def describe(self) -> dict:
         """Facts for run records and reports (says ``simulated`` when the source is)."""
-        return {"source": self.source, "days": len(self.swa), "train_days": self.train_days,
+        return {"asset": self.asset, "source": self.source, "days": len(self.swa), "train_days": self.train_days,
                 "dates": [self.dates[0], self.dates[-1]] if self.dates else [],
                 "window": self.window, "horizon": self.horizon, "threshold_bps": self.threshold,
                 "train_windows": self.count("train"), "test_windows": self.count("test")}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,11 +23,11 @@ import torch
 from ..core.errors import ConfigError, DataError
 from ..core.io.atomic import write_json
 from . import report as R
-from .attacks import (GradientAttackConfig, RandomAttackConfig, UniversalConfig, evaluate_universal,
-                      gradient_attack, random_attack, universal_attack)
-from .book import Book
-from .models import accuracy, baselines, build_model, load_valuation, train_config, train_valuation
-from .propagation import Windows, concat_windows, windows_from_book
+from .attacks import (AttackResult, GradientAttackConfig, RandomAttackConfig, UniversalConfig,
+                      evaluate_universal, gradient_attack, random_attack, universal_attack)
+from .features import WindowBatches, WindowData
+from .models import accuracy, baselines, load_valuation, train_config, train_valuation
+from .propagation import Propagator, subset
 
 MODELS = ("linear", "mlp", "lstm")
 
@@ -51,170 +51,126 @@ def scale_preset(scale: str) -> dict:
 
 # ----------------------------------------------------------------------------- data
 
-def _window_input() -> Callable[[torch.Tensor], torch.Tensor]:
-    from .attacks import default_input_fn
-    return default_input_fn()
+#: ``progress(description, done, total)``: how stages report long steps (the CLI draws bars).
+Progress = Callable[[str, int, int], None]
 
 
-@dataclass
-class Study:
-    """Train/test books of one asset and the window/label setting (§3.3.1)."""
+def _marker_matches(data_dir: Path, preset: str, seed: int, minutes: float, days: int) -> bool:
+    """Whether ``data_dir`` already holds this simulation (same preset, seed, minutes, enough days)."""
+    from .lobster import SIMULATED_MARKER
 
-    train: list[Book]
-    test: list[Book]
-    window: int
-    horizon: int
-    asset: str
-    source: str
-    thresholds: tuple[float, float] = (0.0, 0.0)
-    swa_train: list[np.ndarray] = field(default_factory=list)
-    swa_test: list[np.ndarray] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.swa_train = [b.swa() for b in self.train]
-        self.swa_test = [b.swa() for b in self.test]
-        for b in self.train + self.test:
-            if len(b) < self.window + self.horizon + 1:
-                raise DataError(f"a day of {len(b)} snapshots is shorter than one window + horizon "
-                                f"({self.window + self.horizon + 1}); use longer days or a smaller scale")
-        if self.thresholds == (0.0, 0.0):
-            self.thresholds = self._fit_thresholds()
-
-    # labels (§3.3.1): SWA change `horizon` snapshots after the window's last one
-    def _changes(self, swas, day, starts):
-        end = starts + self.window - 1
-        return swas[day][end + self.horizon] - swas[day][end] if np.isscalar(day) else \
-            np.array([swas[d][e + self.horizon] - swas[d][e] for d, e in zip(day, end)])
-
-    def _fit_thresholds(self) -> tuple[float, float]:
-        """Symmetric thresholds ±θ so the middle class holds one third of training windows (§3.3.1)."""
-        rng = np.random.default_rng(12345)
-        day, starts = self._sample_positions("train", 20_000, rng)
-        ch = np.abs(self._changes(self.swa_train, day, starts))
-        theta = float(np.quantile(ch[np.isfinite(ch)], 1 / 3))
-        return (-theta, theta)
-
-    def _sample_positions(self, split, n, rng):
-        books = self.train if split == "train" else self.test
-        span = np.array([len(b) - self.window - self.horizon for b in books])
-        day = rng.choice(len(books), size=n, p=span / span.sum())
-        starts = (rng.random(n) * span[day]).astype(np.int64)
-        return day, starts
-
-    def labels(self, split, day, starts) -> np.ndarray:
-        swas = self.swa_train if split == "train" else self.swa_test
-        ch = self._changes(swas, day, starts)
-        lo, hi = self.thresholds
-        return np.where(ch < lo, 0, np.where(ch > hi, 2, 1)).astype(np.int64)
-
-    def sample(self, split: str, n: int, rng: np.random.Generator):
-        """(day, starts, labels) of ``n`` random windows of ``split``."""
-        day, starts = self._sample_positions(split, n, rng)
-        return day, starts, self.labels(split, day, starts)
-
-    def swa_windows(self, split, day, starts) -> torch.Tensor:
-        swas = self.swa_train if split == "train" else self.swa_test
-        idx = np.arange(self.window)
-        return torch.as_tensor(np.stack([swas[d][s + idx] for d, s in zip(day, starts)]))
-
-    def inputs(self, split, day, starts) -> torch.Tensor:
-        return _window_input()(self.swa_windows(split, day, starts)).float()
-
-    def book_windows(self, split, day, starts) -> Windows:
-        books = self.train if split == "train" else self.test
-        parts, order = [], []
-        for d in np.unique(day):
-            sel = np.flatnonzero(day == d)
-            parts.append(windows_from_book(books[d], starts[sel], self.window))
-            order.append(sel)
-        w = concat_windows(parts)
-        inv = np.argsort(np.concatenate(order))
-        from .propagation import subset
-        return subset(w, inv)
+    try:
+        info = json.loads((data_dir / SIMULATED_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return (info.get("preset") == preset and int(info.get("seed", -1)) == seed
+            and float(info.get("minutes", -1)) == float(minutes) and int(info.get("days", 0)) >= days)
 
 
-class FreshBatches:
-    """Core BatchSource: every step a new random sample of training windows (§3.3.2)."""
+def simulated_data(scale: str, preset: str = "ford", seed: int = 0, data_dir: str | Path | None = None,
+                   progress: Progress | None = None) -> WindowData:
+    """Simulate ``train_days + test_days`` LOBSTER days, load them back through the LOBSTER loader
+    at 0.01 s and cut them into :class:`~robustlab.trading.features.WindowData` (§3.3.1).
 
-    def __init__(self, study: Study, batch_size: int, steps: int):
-        self.study, self.batch_size, self.steps = study, batch_size, steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def batches(self, epoch: int, generator: torch.Generator):
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        rng = np.random.default_rng(seed)
-        for _ in range(self.steps):
-            day, starts, y = self.study.sample("train", self.batch_size, rng)
-            yield self.study.inputs("train", day, starts), torch.as_tensor(y)
-
-
-def simulated_study(scale: str, preset: str = "ford", seed: int = 0, data_dir: str | Path | None = None,
-                    progress: Callable[[int, int, str], None] | None = None) -> Study:
-    """Simulate ``train_days + test_days`` LOBSTER days (the data layer's simulator), load them back
-    through the LOBSTER loader at 0.01 s and split them into a :class:`Study` (§3.3.1)."""
+    An existing simulation of the same preset, seed and length in ``data_dir`` is reused.
+    """
     import tempfile
 
-    from .lobster import load_lobster_days
-    from .simulate import get_preset, simulate_market, simulated_source
+    from .simulate import get_preset, simulate_market
 
     p = scale_preset(scale)
     days = p["train_days"] + p["test_days"]
-    tmp = None
-    if data_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="robustlab-sim-")
-        data_dir = tmp.name
-    data_dir = Path(data_dir)
     ticker = get_preset(preset).ticker
-    have = sorted(data_dir.glob(f"{ticker}_*_message_*.csv")) if data_dir.exists() else []
-    if len(have) < days:
-        simulate_market(preset, days, seed, data_dir, minutes=p["minutes"], progress=progress)
-    books = load_lobster_days(data_dir, ticker=ticker, minutes=p["minutes"], cache_dir=None)[:days]
-    src = simulated_source(preset, seed)
-    for b in books:
-        if "simulated" not in b.source:
-            b.source = src
-    if tmp is not None:
-        tmp.cleanup()
-    return Study(books[: p["train_days"]], books[p["train_days"]:], p["window"], p["horizon"],
-                 asset=f"{ticker} ({preset})", source=books[0].source)
+    with tempfile.TemporaryDirectory(prefix="robustlab-sim-") as tmp:
+        where = Path(data_dir) if data_dir is not None else Path(tmp)
+        if not _marker_matches(where, preset, seed, p["minutes"], days):
+            simulate_market(preset, days, seed, where, minutes=p["minutes"],
+                            progress=None if progress is None else
+                            (lambda i, n, date: progress(f"simulating {preset} days", i, n)))
+        books = _load_days(where, ticker, p["minutes"], None, progress)[:days]
+    return WindowData.from_books(books, train_days=p["train_days"], window=p["window"], horizon=p["horizon"],
+                                 asset=f"{ticker} ({preset})")
 
 
-def lobster_study(directory: str | Path, scale: str, ticker: str | None = None, train_days: int | None = None) -> Study:
-    """A :class:`Study` from real LOBSTER files: the first ``train_days`` days train, the rest test (§3.3.1)."""
+def _load_days(directory: Path, ticker: str | None, minutes: float, cache_dir, progress: Progress | None):
     from .lobster import load_lobster_days
 
+    kw = {} if cache_dir == "default" else {"cache_dir": cache_dir}
+    return load_lobster_days(directory, ticker=ticker, minutes=minutes,
+                             progress=None if progress is None else
+                             (lambda i, n, day: progress(f"loading {day.ticker} days", i, n)), **kw)
+
+
+def file_minutes(directory: str | Path, ticker: str | None = None) -> float:
+    """Minutes after 09:30 the LOBSTER files of ``directory`` cover (from their names), at most 60 (§3.3.1)."""
+    from .lobster import find_lobster_days, parse_lobster_name
+
+    spans = []
+    for d in find_lobster_days(directory, ticker):
+        f = parse_lobster_name(d.message)
+        spans.append((f["end"] - max(f["start"], 34_200_000)) / 60_000.0)
+    m = min(spans)
+    if m <= 0:
+        raise DataError(f"{directory}: the files end before the 09:30 open; the study needs the first trading hour")
+    return min(60.0, m)
+
+
+def lobster_data(directory: str | Path, scale: str, ticker: str | None = None, train_days: int | None = None,
+                 minutes: float | None = None, progress: Progress | None = None,
+                 threshold: float | None = None) -> WindowData:
+    """:class:`WindowData` from a folder of LOBSTER files (real or written by ``trading simulate``).
+
+    First ``minutes`` after the open (default: what the file names cover, at most the thesis's
+    hour), first ``train_days`` days train (default 80 %), the rest test (§3.3.1).
+    """
+    from .lobster import find_lobster_days
+
     p = scale_preset(scale)
-    books = load_lobster_days(directory, ticker=ticker, minutes=60.0)
-    n_train = train_days if train_days is not None else max(1, round(len(books) * 0.8))
-    if len(books) < 2 or not 0 < n_train < len(books):
-        raise DataError(f"{directory}: need at least one training and one test day, found {len(books)} day(s)")
-    return Study(books[:n_train], books[n_train:], p["window"], p["horizon"], asset=ticker or "LOBSTER",
-                 source=books[0].source)
+    days = find_lobster_days(directory, ticker)
+    minutes = file_minutes(directory, ticker) if minutes is None else float(minutes)
+    books = _load_days(Path(directory), ticker, minutes, "default", progress)
+    return WindowData.from_books(books, train_days=train_days, window=p["window"], horizon=p["horizon"],
+                                 asset=days[0].ticker, threshold=threshold)
 
 
-def study_from_spec(spec: dict) -> Study:
-    """Rebuild the study a ``study.json`` describes (same data, same thresholds)."""
+def data_spec(data: WindowData, scale: str, **how) -> dict:
+    """What ``study.json`` records so later stages rebuild the same windows and labels."""
+    return {"scale": scale, "asset": data.asset, "source": data.source, "window": data.window,
+            "horizon": data.horizon, "train_days": data.train_days, "threshold_bps": data.threshold, **how}
+
+
+def data_from_spec(spec: dict, progress: Progress | None = None) -> WindowData:
+    """Rebuild the :class:`WindowData` a ``study.json`` describes (same data, same θ)."""
     if spec.get("lobster"):
-        st = lobster_study(spec["lobster"], spec["scale"], spec.get("ticker"), spec.get("train_days"))
-    else:
-        st = simulated_study(spec["scale"], spec.get("preset", "ford"), int(spec.get("seed", 0)), spec.get("data_dir"))
-    if spec.get("thresholds"):
-        st.thresholds = tuple(spec["thresholds"])
-    return st
+        return lobster_data(spec["lobster"], spec["scale"], spec.get("ticker"), spec.get("train_days"),
+                            spec.get("minutes"), progress, threshold=spec.get("threshold_bps"))
+    data = simulated_data(spec["scale"], spec.get("preset", "ford"), int(spec.get("seed", 0)),
+                          spec.get("data_dir"), progress)
+    if spec.get("threshold_bps") is not None:
+        data.threshold = float(spec["threshold_bps"])
+    return data
 
 
-def study_spec(study: Study, scale: str, **how) -> dict:
-    return {"scale": scale, "asset": study.asset, "source": study.source, "window": study.window,
-            "horizon": study.horizon, "thresholds": list(study.thresholds), **how}
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _tick(progress: Progress | None, desc: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(desc, done, total)
 
 
 # ----------------------------------------------------------------------------- stages
 
-def train_stage(study: Study, names, scale: str, out_dir: Path, seed: int = 0, progress: bool = True,
+def _row(data: WindowData, name: str, model, x: torch.Tensor, y: torch.Tensor) -> dict:
+    acc, se = accuracy(model, x, y)
+    return {"asset": data.asset, "model": name, "acc": acc, "se": se, "n": len(y)}
+
+
+def train_stage(data: WindowData, names, scale: str, out_dir: Path, seed: int = 0, progress: bool = True,
                 resume: bool = False, reuse: bool = True, model_dir: Path | None = None, **overrides) -> dict:
-    """Train each model, evaluate on sampled test windows (± 1 SE) and write Table 3.1 into ``out_dir``.
+    """Train each model on fresh batches (§3.3.2), evaluate on sampled test windows (± 1 SE, §3.3.3)
+    and write Table 3.1 into ``out_dir``.
 
     Models go to ``model_dir/<name>/`` (default ``out_dir/models``); with ``reuse`` a finished
     ``model.safetensors`` there is loaded instead of retrained.
@@ -222,111 +178,141 @@ def train_stage(study: Study, names, scale: str, out_dir: Path, seed: int = 0, p
     out_dir = Path(out_dir)
     model_dir = Path(model_dir) if model_dir is not None else out_dir / "models"
     p = scale_preset(scale)
-    rng = np.random.default_rng(seed + 7)
-    day, starts, y = study.sample("test", p["test_windows"], rng)
-    x_test, y_test = study.inputs("test", day, starts), torch.as_tensor(y)
-    _, _, y_tr = study.sample("train", p["test_windows"], np.random.default_rng(seed + 8))
+    x_test, y_test = data.batch(*data.sample("test", p["test_windows"], _gen(seed + 7)))
+    y_train = torch.from_numpy(data.labels(*data.sample("train", p["test_windows"], _gen(seed + 8))))
     rows, models = [], {}
     for name in names:
         final = model_dir / name / "model.safetensors"
         if reuse and final.exists():  # a finished model of an earlier stage/table: reuse it
             models[name], _ = load_valuation(final)
-            acc, se = accuracy(models[name], x_test, y_test)
-            rows.append({"asset": study.asset, "model": name, "acc": acc, "se": se, "n": len(y_test)})
-            continue
-        cfg = train_config(name, scale, seed=seed, device="cpu", **overrides)
-        batches = FreshBatches(study, cfg.batch_size, cfg.extra["steps_per_epoch"])
-        model, _ = train_valuation(name, batches, cfg, study.window, scale, out_dir=model_dir / name, resume=resume,
-                                   progress=progress, meta={"asset": study.asset, "data_source": study.source,
-                                                            "thresholds": list(study.thresholds),
-                                                            "horizon": study.horizon})
-        acc, se = accuracy(model, x_test, y_test)
-        rows.append({"asset": study.asset, "model": name, "acc": acc, "se": se, "n": len(y_test)})
-        models[name] = model
-    base = {study.asset: baselines(torch.as_tensor(y_tr), y_test)}
-    note = R.data_note(study.source, scale)
-    data = {"table": "3.1", "note": note, "rows": rows, "baselines": base, "thresholds": list(study.thresholds)}
-    R.write_table(out_dir, "table_3_1", R.table_3_1(rows, base, note), data)
-    return {"data": data, "models": models}
+        else:
+            cfg = train_config(name, scale, seed=seed, device="cpu", **overrides)
+            batches = WindowBatches(data, cfg.batch_size, cfg.extra["steps_per_epoch"], "train")
+            models[name], _ = train_valuation(
+                name, batches, cfg, data.window, scale, out_dir=model_dir / name, resume=resume,
+                progress=progress, meta={"asset": data.asset, "data_source": data.source,
+                                         "threshold_bps": data.threshold, "horizon": data.horizon})
+        rows.append(_row(data, name, models[name], x_test, y_test))
+    base = {data.asset: baselines(y_train, y_test)}
+    note = R.data_note(data.source, scale)
+    table = {"table": "3.1", "note": note, "rows": rows, "baselines": base, "threshold_bps": data.threshold,
+             "data": data.describe()}
+    R.write_table(out_dir, "table_3_1", R.table_3_1(rows, base, note), table)
+    return {"data": table, "models": models}
 
 
-def attack_stage(study: Study, models: dict, scale: str, out_dir: Path, seed: int = 0,
+def _attack_chunks(model, w, y, cfg: GradientAttackConfig, rcfg: RandomAttackConfig, desc: str,
+                   progress: Progress | None, chunk: int) -> tuple[AttackResult, AttackResult]:
+    """Random and gradient attacks on ``w`` in chunks of windows, reporting progress per chunk."""
+    rnd, adv = [], []
+    n = len(y)
+    for i in range(0, n, chunk):
+        part, yp = subset(w, slice(i, i + chunk)), y[i:i + chunk]
+        rnd.append(random_attack(model, part, yp, replace(rcfg, seed=rcfg.seed + i)))
+        adv.append(gradient_attack(model, part, yp, replace(cfg, seed=cfg.seed + i)))
+        _tick(progress, desc, min(i + chunk, n), n)
+    return _concat_results(rnd), _concat_results(adv)
+
+
+def _concat_results(parts: list[AttackResult]) -> AttackResult:
+    cat = lambda f: np.concatenate([getattr(r, f) for r in parts])  # noqa: E731
+    return AttackResult(cat("orders"), cat("clean_pred"), cat("adv_pred"), cat("labels"), cat("capital"),
+                        cat("cost"), cat("relative_size"), cat("steps"))
+
+
+def _mean_where(x: np.ndarray, ok: np.ndarray) -> float:
+    return float(x[ok].mean()) if ok.any() else float("nan")
+
+
+def attack_stage(data: WindowData, models: dict, scale: str, out_dir: Path, seed: int = 0,
                  cfg: GradientAttackConfig | None = None, rcfg: RandomAttackConfig | None = None,
-                 figures: bool = True) -> dict:
-    """Random and gradient attacks on sampled test windows; writes Table 3.2 and Fig. 3.3."""
+                 figures: bool = True, windows: int | None = None, progress: Progress | None = None,
+                 chunk: int = 32) -> dict:
+    """Random (§3.4.3) and gradient (§3.4.4) attacks on sampled test windows; Table 3.2 and Fig. 3.3."""
     p = scale_preset(scale)
     cfg = cfg or GradientAttackConfig(max_steps=p["attack_steps"], seed=seed)
     rcfg = rcfg or RandomAttackConfig(seed=seed)
-    day, starts, y = study.sample("test", p["attack_windows"], np.random.default_rng(seed + 9))
-    w = study.book_windows("test", day, starts)
-    rows, fig_done = [], False
+    day, start = data.sample("test", windows or p["attack_windows"], _gen(seed + 9))
+    y = data.labels(day, start)
+    w = data.book_windows(day, start)
+    note = R.data_note(data.source, scale)
+    rows, fig_done = [], not figures
     for name, model in models.items():
-        rnd = random_attack(model, w, y, rcfg)
-        adv = gradient_attack(model, w, y, cfg, keep_delta=figures and not fig_done)
+        rnd, adv = _attack_chunks(model, w, y, cfg, rcfg, f"attacking {name}", progress, chunk)
         ok = adv.success
-        rows.append({"asset": study.asset, "model": name, "n": len(y),
+        rows.append({"asset": data.asset, "model": name, "n": len(y),
                      "acc_test": 100 * float((adv.clean_pred == y).mean()),
                      "acc_rand": 100 * float((rnd.adv_pred == y).mean()),
                      "acc_adv": 100 * float((adv.adv_pred == y).mean()),
-                     "capital": float(adv.capital[ok].mean()) if ok.any() else float("nan"),
-                     "size": float(adv.relative_size[ok].mean()) if ok.any() else float("nan"),
+                     "capital": _mean_where(adv.capital, ok), "size": _mean_where(adv.relative_size, ok),
                      "cost": float(adv.cost.mean()), "random_capital": float(rnd.capital.mean()),
                      "random_size": float(rnd.relative_size.mean()), "successes": int(ok.sum()),
                      "mean_steps": float(adv.steps.mean())})
-        if figures and not fig_done and ok.any():
-            i = int(np.flatnonzero(ok)[0])
-            R.figure_3_3(w.size[i], adv.orders[i], adv.delta[i],
-                         f"{name}: true {R.CLASS_NAMES[y[i]]}, fooled into {R.CLASS_NAMES[adv.adv_pred[i]]} "
-                         f"with ${adv.capital[i]:,.0f}", out_dir / "figure_3_3.png", R.data_note(study.source, scale))
+        if not fig_done and ok.any():
+            _figure_3_3(w, adv, int(np.flatnonzero(ok)[0]), name, cfg, out_dir / "figure_3_3.png", note)
             fig_done = True
-    note = R.data_note(study.source, scale)
-    data = {"table": "3.2", "note": note, "rows": rows, "attack": asdict(cfg), "random": asdict(rcfg)}
-    R.write_table(out_dir, "table_3_2", R.table_3_2(rows, note), data)
-    return {"data": data}
+    table = {"table": "3.2", "note": note, "rows": rows, "attack": asdict(cfg), "random": asdict(rcfg)}
+    R.write_table(out_dir, "table_3_2", R.table_3_2(rows, note), table)
+    return {"data": table}
 
 
-def universal_stage(study: Study, models: dict, surrogates, scale: str, out_dir: Path, seed: int = 0,
-                    target: int = 2, gamma: float = 1.0, figures: bool = True) -> dict:
-    """Universal targeted perturbations on each surrogate, transferred to every victim; Table 3.3, Fig. 3.2."""
+def _figure_3_3(w, adv: AttackResult, i: int, name: str, cfg: GradientAttackConfig, path: Path, note: str) -> None:
+    """Fig. 3.3 for window ``i``: its propagation is rebuilt from the orders the attack returned."""
+    one = subset(w, [i])
+    delta = Propagator(one, cfg.levels, cfg.removal)(torch.as_tensor(adv.orders[i:i + 1])).numpy()[0]
+    R.figure_3_3(one.size[0], adv.orders[i], delta,
+                 f"{name}: true {R.CLASS_NAMES[adv.labels[i]]}, fooled into {R.CLASS_NAMES[adv.adv_pred[i]]} "
+                 f"with ${adv.capital[i]:,.0f}", path, note)
+
+
+def _universal(model, w_tr, ucfg: UniversalConfig, desc: str, progress: Progress | None):
+    """One universal perturbation (§3.5) with a progress bar over its SGD steps."""
+    cb = None if progress is None else (lambda step, loss: progress(desc, step, ucfg.steps))
+    return universal_attack(model, w_tr, ucfg, progress=cb)
+
+
+def universal_stage(data: WindowData, models: dict, surrogates, scale: str, out_dir: Path, seed: int = 0,
+                    target: int = 2, gamma: float = 1.0, figures: bool = True, ucfg: UniversalConfig | None = None,
+                    windows: int | None = None, progress: Progress | None = None) -> dict:
+    """Universal targeted perturbations (§3.5) on each surrogate, transferred to every victim; Table 3.3,
+    Fig. 3.2. ``windows`` caps the training and test pools (default from the scale)."""
     p = scale_preset(scale)
-    d_tr, s_tr, _ = study.sample("train", p["universal_train"], np.random.default_rng(seed + 10))
-    w_tr = study.book_windows("train", d_tr, s_tr)
-    d_te, s_te, y_te = study.sample("test", p["universal_test"], np.random.default_rng(seed + 11))
-    w_te = study.book_windows("test", d_te, s_te)
+    ucfg = replace(ucfg or UniversalConfig(steps=p["universal_steps"], batch=p["universal_batch"], seed=seed),
+                   target=target, gamma=gamma)
+    w_tr = data.book_windows(*data.sample("train", windows or p["universal_train"], _gen(seed + 10)))
+    d_te, s_te = data.sample("test", windows or p["universal_test"], _gen(seed + 11))
+    w_te, y_te = data.book_windows(d_te, s_te), data.labels(d_te, s_te)
     cells: dict[str, dict] = {v: {} for v in models}
     perts = {}
     for s in surrogates:
-        ucfg = UniversalConfig(target=target, gamma=gamma, steps=p["universal_steps"], batch=p["universal_batch"],
-                               seed=seed)
-        u = universal_attack(models[s], w_tr, ucfg)
-        perts[s] = u
-        np.save(out_dir / f"universal_{s}_gamma{gamma:g}.npy", u.perturbation)
+        perts[s] = _universal(models[s], w_tr, ucfg, f"universal on {s}", progress)
+        np.save(out_dir / f"universal_{s}_gamma{gamma:g}.npy", perts[s].perturbation)
         for v, victim in models.items():
-            cells[v][s] = asdict(evaluate_universal(victim, u.perturbation, target, w_te, y_te))
+            cells[v][s] = asdict(evaluate_universal(victim, perts[s].perturbation, target, w_te, y_te))
+    note = R.data_note(data.source, scale)
     extra = {}
     if figures and surrogates:
         s = surrogates[-1]
-        ucfg = UniversalConfig(target=target, gamma=0.0, steps=p["universal_steps"], batch=p["universal_batch"],
-                               seed=seed)
-        free = universal_attack(models[s], w_tr, ucfg)
-        e_free = evaluate_universal(models[s], free.perturbation, target, w_te, y_te)
-        e_pen = cells[s][s]
-        extra = {"surrogate": s, "unpenalised": asdict(e_free), "penalised": e_pen}
+        free = _universal(models[s], w_tr, replace(ucfg, gamma=0.0), f"universal on {s}, no penalty", progress)
+        e_free, e_pen = asdict(evaluate_universal(models[s], free.perturbation, target, w_te, y_te)), cells[s][s]
+        extra = {"surrogate": s, "unpenalised": e_free, "penalised": e_pen}
         R.figure_3_2(free.perturbation, perts[s].perturbation,
-                     f"{s}, no size penalty: fooled {e_free.moved}/{e_free.eligible}, size {e_free.relative_size:.2f}%",
+                     f"{s}, no size penalty: fooled {e_free['moved']}/{e_free['eligible']}, "
+                     f"size {e_free['relative_size']:.2f}%",
                      f"{s}, gamma={gamma:g}: fooled {e_pen['moved']}/{e_pen['eligible']}, "
-                     f"size {e_pen['relative_size']:.2f}%", out_dir / "figure_3_2.png", R.data_note(study.source, scale))
-    note = R.data_note(study.source, scale)
-    data = {"table": "3.3", "note": note, "target": R.CLASS_NAMES[target], "gamma": gamma, "cells": cells,
-            "penalty_comparison": extra}
-    R.write_table(out_dir, "table_3_3", R.table_3_3(cells, note), data)
-    return {"data": data}
+                     f"size {e_pen['relative_size']:.2f}%", out_dir / "figure_3_2.png", note)
+    table = {"table": "3.3", "note": note, "target": R.CLASS_NAMES[target], "gamma": gamma, "cells": cells,
+             "penalty_comparison": extra, "universal": asdict(ucfg)}
+    R.write_table(out_dir, "table_3_3", R.table_3_3(cells, note), table)
+    return {"data": table}
 
 
-def figure_3_1_stage(study: Study, scale: str, out_dir: Path, seed: int = 0) -> Path:
-    day, starts, y = study.sample("test", 1, np.random.default_rng(seed + 12))
-    return R.figure_3_1(study.swa_test[day[0]], int(starts[0]), study.window, study.horizon, int(y[0]), 0.01,
-                        out_dir / "figure_3_1.png", R.data_note(study.source, scale))
+def figure_3_1_stage(data: WindowData, scale: str, out_dir: Path, seed: int = 0) -> Path:
+    """Fig. 3.1: one test window of SWA with the point that sets its label (§3.3.1)."""
+    day, start = data.sample("test", 1, _gen(seed + 12))
+    y = int(data.labels(day, start)[0])
+    return R.figure_3_1(data.swa[int(day[0])], int(start[0]), data.window, data.horizon, y, 0.01,
+                        Path(out_dir) / "figure_3_1.png", R.data_note(data.source, scale))
 
 
 # ----------------------------------------------------------------------------- claims + hook
@@ -371,7 +357,7 @@ def claims(table: str, data: dict) -> dict[str, bool]:
 
 
 def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford",
-              study: Study | None = None, progress: bool = False) -> dict:
+              data: WindowData | None = None, progress: bool = False) -> dict:
     """Run what ``table-3.1|3.2|3.3`` needs at ``scale`` into ``out_dir``; numbers + claims held.
 
     3.1 and 3.2 use all three models; 3.3 uses surrogates linear and MLP against all three victims,
@@ -384,18 +370,18 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    study = study or simulated_study(scale, preset, seed, out / "data")
-    figure_3_1_stage(study, scale, out, seed)
-    trained = train_stage(study, MODELS, scale, out, seed, progress=progress)
+    data = data or simulated_data(scale, preset, seed, out / "data")
+    figure_3_1_stage(data, scale, out, seed)
+    trained = train_stage(data, MODELS, scale, out, seed, progress=progress)
     models = trained["models"]
     if key == "3.1":
-        data = trained["data"]
+        table = trained["data"]
     elif key == "3.2":
-        data = attack_stage(study, models, scale, out, seed)["data"]
+        table = attack_stage(data, models, scale, out, seed)["data"]
     else:
-        data = universal_stage(study, models, ("linear", "mlp"), scale, out, seed)["data"]
-    held = {k: bool(v) for k, v in claims(key, data).items()}
-    result = {"table": key, "scale": scale, "note": R.data_note(study.source, scale), "data": data,
+        table = universal_stage(data, models, ("linear", "mlp"), scale, out, seed)["data"]
+    held = {k: bool(v) for k, v in claims(key, table).items()}
+    result = {"table": key, "scale": scale, "note": R.data_note(data.source, scale), "data": table,
               "claims": held, "claims_held": sum(held.values()), "claims_total": len(held),
               "seconds": time.perf_counter() - t0, "out_dir": str(out)}
     write_json(out / f"reproduce_table_{key}.json", result)
