@@ -1,0 +1,21 @@
+"""Shared, session-scoped tiny teachers on digits (trained once per test session)."""
+import pytest
+import torch
+
+from robustlab.core.train import preset, train_run
+
+#: small and quick: 16-wide teachers, PGD-3 adversarial training, 12 epochs (≈30 s on 2 CPU cores)
+TEACHER = dict(model_width=16, epochs=12, milestones=(9, 11), eps=0.2, alpha=0.1, steps=3, lr=0.05)
+
+
+@pytest.fixture(scope="session")
+def teachers(tmp_path_factory):
+    """Paths of a naturally trained and an adversarially trained small-cnn teacher on digits."""
+    root = tmp_path_factory.mktemp("teachers")
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    out = {}
+    for method in ("natural", "pgd-at"):
+        cfg = preset("tiny", method=method, **TEACHER)
+        train_run(cfg, root / method, progress=False)
+        out[method] = root / method / "model.safetensors"
+    return out
