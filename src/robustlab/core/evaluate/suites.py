@@ -12,6 +12,9 @@ from ..attacks.base import Attack
 from ..errors import UnknownNameError
 
 
+NOISE_SEED_OFFSET = 1_000_003
+
+
 @dataclass(frozen=True)
 class AttackSpec:
     """A labelled attack at the evaluation's ε; step sizes follow the thesis (α = ε/4 for PGD)."""
@@ -24,8 +27,13 @@ class AttackSpec:
         kw = dict(self.kwargs)
         if self.attack == "pgd":
             kw.setdefault("alpha", _pgd_alpha(eps, kw.get("steps", 20)))
-        if self.attack in ("pgd", "noise"):
+        if self.attack == "pgd":
             kw["seed"] = seed
+        elif self.attack == "noise":
+            # A draw independent of PGD's random start: with the same seed the noise sample *is*
+            # PGD's starting point, keep-best PGD then always contains it, and the
+            # pgd-beats-noise check could never fail (a model with useless gradients passed it).
+            kw["seed"] = seed + NOISE_SEED_OFFSET
         return get_attack(self.attack, model, eps=eps, norm=norm, **kw)
 
 
