@@ -123,3 +123,32 @@ def test_simulated_market_end_to_end(tmp_path):
     assert data.class_fractions("train")[1] == pytest.approx(1 / 3, abs=0.01)
     x, y = next(iter(WindowBatches(data, batch_size=8, steps=1).batches(0, torch.Generator())))
     assert x.shape == (8, 6000) and torch.isfinite(x).all() and (x[:, -1] == 0).all()
+
+
+def test_book_windows_are_the_books_rows_in_the_order_asked():
+    """The attacks' view of a window (§3.4.1) is the same snapshots the model input is built from."""
+    books = _random_walk_books(3, 300, seed=2)
+    for k, b in enumerate(books):          # executions on some rows, so the removal fields are checked too
+        b.exec_bid_price = np.where(np.arange(300) % 7 == k, b.bid_price[:, 0], np.nan)
+        b.exec_bid_min = b.exec_bid_max = b.exec_bid_price
+    data = WindowData.from_books(books, window=40, horizon=5, train_days=2)
+    day = np.array([1, 0, 2, 1, 0])        # interleaved days: the result must keep this order
+    start = np.array([7, 100, 3, 250, 0])
+    w = data.book_windows(day, start)
+    assert w.price.shape == (5, 40, 2, 1)
+    for i, (d, s) in enumerate(zip(day, start)):
+        rows = slice(s, s + 40)
+        np.testing.assert_array_equal(w.price[i, :, 0, 0], books[d].bid_price[rows, 0])
+        np.testing.assert_array_equal(w.price[i, :, 1, 0], books[d].ask_price[rows, 0])
+        np.testing.assert_array_equal(w.rm_bid_lo[i], books[d].exec_bid_price[rows])
+        np.testing.assert_allclose(w.clean_swa()[i], books[d].swa()[rows])
+    x, _ = data.batch(day, start)
+    np.testing.assert_allclose(window_input(torch.as_tensor(w.clean_swa())).numpy(), x.numpy(), atol=1e-4)
+    with pytest.raises(ConfigError):
+        WindowData.from_books(books, window=40, horizon=5, keep_books=False).book_windows(day, start)
+
+
+def test_a_given_threshold_is_kept():
+    books = _random_walk_books(3, 300)
+    data = WindowData.from_books(books, window=40, horizon=5, threshold=1.25)
+    assert data.threshold == 1.25 and data.describe()["threshold_bps"] == 1.25
