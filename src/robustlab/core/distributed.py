@@ -48,6 +48,16 @@ def sum_across_ranks(*values: float | int, device: torch.device | None = None) -
     return t.tolist()
 
 
+def shard(n: int) -> slice:
+    """This rank's share of ``n`` evaluation examples: every ``world``-th one, no padding.
+
+    Unlike ``DistributedSampler`` (which pads with duplicates so all ranks get equal counts), the
+    shards partition the examples exactly, so counts summed with :func:`sum_across_ranks` over
+    ranks count every example once.
+    """
+    return slice(rank(), n, world_size())
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

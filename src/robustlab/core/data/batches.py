@@ -20,13 +20,17 @@ class TensorBatches:
     """Shuffled mini-batches of in-memory tensors, optionally augmented, optionally one rank's shard.
 
     With ``world > 1`` each rank takes every ``world``-th example of the same permutation
-    (the permutation depends only on the seed and epoch, so all ranks agree without talking).
+    (the permutation depends only on ``seed`` and the epoch, so all ranks agree without talking;
+    the per-rank ``generator`` of the training loop differs between ranks, so it cannot be used
+    for the permutation there — it still drives augmentation). With ``world == 1`` the permutation
+    comes from ``generator`` as before.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool = False,
-                 drop_last: bool = False, rank: int = 0, world: int = 1):
+                 drop_last: bool = False, rank: int = 0, world: int = 1, seed: int = 0):
         self.x, self.y, self.batch_size = x, y, batch_size
         self.augment, self.drop_last, self.rank, self.world = augment, drop_last, rank, world
+        self.seed = seed
 
     def _shard_size(self) -> int:
         # Every rank must take the same number of steps or DDP's all-reduce would hang, so the
@@ -38,7 +42,11 @@ class TensorBatches:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def batches(self, epoch: int, generator: torch.Generator):
-        perm = torch.randperm(len(self.x), generator=generator)
+        if self.world > 1:
+            shared = torch.Generator().manual_seed(1_000_003 * int(self.seed) + int(epoch))
+            perm = torch.randperm(len(self.x), generator=shared)
+        else:
+            perm = torch.randperm(len(self.x), generator=generator)
         perm = perm[: self._shard_size() * self.world][self.rank::self.world]
         for i in range(len(self)):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]

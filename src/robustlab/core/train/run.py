@@ -40,7 +40,7 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, pr
     model = build_model(cfg.model, data.num_classes, data.input_shape, cfg.model_width)
     augment = data.augment if cfg.augment is None else cfg.augment
     batches = TensorBatches(data.x_train, data.y_train, cfg.batch_size, augment=augment,
-                            rank=D.rank(), world=D.world_size())
+                            rank=D.rank(), world=D.world_size(), seed=cfg.seed)
     meta = {"dataset": cfg.dataset, "data_source": data.source, "num_classes": data.num_classes,
             "input_shape": list(data.input_shape), **(extra_meta or {})}
 
