@@ -223,7 +223,7 @@ _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of param
           lambda r: r["fard8"]["seconds"] <= 1.15 * r["kd_tw_mnv2"]["seconds"]),
     Claim("ARD is several times slower than KD (ratio ≥ 3)",
           lambda r: r["ard_tw_mnv2"]["seconds"] >= 3 * r["kd_tw_mnv2"]["seconds"]),
-], columns=("hours",), notes=(TINY_NOTE, "Times are the summed per-epoch training times recorded in each run's "
+], columns=("hours",), complexity=True, notes=(TINY_NOTE, "Times are the summed per-epoch training times recorded in each run's "
                                          "checkpoint (column 'train s'); tiny-scale times on a shared CPU are noisy. "
                                          "benchmarks/distill_timing.py measures per-epoch ratios on one machine "
                                          "back to back, and the report lists parameters and MAdds (§4.6)."))

@@ -172,11 +172,28 @@ def run_experiment(exp: Experiment, scale: str, out_dir: str | Path, *, cache_di
               "runs": configs, "claims": claims,
               "claims_held": sum(c["held"] for c in claims), "claims_total": len(claims),
               "notes": list(exp.notes), "seconds": time.perf_counter() - t0, "versions": environment_info()}
+    if exp.complexity:
+        result["complexity"] = complexity(exp, scale)
     if exp.plot:
         result["plot"] = _plot(exp, results, out / "plot.png")
     write_json(out / "results.json", result)
     write_text(out / "report.md", markdown(exp, result))
     return result
+
+
+def complexity(exp: Experiment, scale: str) -> dict:
+    """Parameters and multiply-adds of one forward pass for each architecture role (thesis §4.6)."""
+    from ..core.models import build_model, count_madds, count_params, model_spec
+
+    shape, classes = ((1, 8, 8), 10) if exp.dataset[scale] == "digits" else ((3, 32, 32), 10)
+    out = {}
+    for role, (arch, width) in exp.arch_map[scale].items():
+        m = build_model(arch, classes, shape, width)
+        spec = model_spec(arch)
+        out[role] = {"model": arch, "width": width, "params": count_params(m), "madds": count_madds(m, shape),
+                     "thesis_params": spec.thesis_params if scale == "paper" else None,
+                     "thesis_madds": spec.thesis_madds if scale == "paper" else None}
+    return out
 
 
 def _pct(v) -> str:
@@ -222,6 +239,16 @@ def markdown(exp: Experiment, r: dict) -> str:
     for c in r["claims"]:
         lines.append(f"- **{'HELD' if c['held'] else 'DID NOT HOLD'}** — {c['claim']}"
                      + (f" ({c['error']})" if c.get("error") else ""))
+    if r.get("complexity"):
+        lines += ["", "## Parameters and multiply-adds (§4.6)", "",
+                  "| role | model | params | MACs per input | thesis params | thesis MAdds |", "|---|---|---:|---:|---:|---:|"]
+        for role, c in r["complexity"].items():
+            th_p = f"{c['thesis_params'] / 1e6:.1f}M" if c.get("thesis_params") else "–"
+            th_m = f"{c['thesis_madds'] / 1e6:.0f}M" if c.get("thesis_madds") else "–"
+            arch = c["model"] + (f" (width {c['width']})" if c["width"] else "")
+            lines.append(f"| {role} | {arch} | {c['params']:,} | {c['madds']:,} | {th_p} | {th_m} |")
+        lines += ["", "Core counts multiply-accumulates of convolutions and linear layers; see `robustlab models` "
+                  "for how they compare with the thesis's MAdd figures."]
     if r.get("plot"):
         lines += ["", f"![{exp.plot['x']} sweep](plot.png)"]
     if exp.notes:
