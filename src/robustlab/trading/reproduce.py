@@ -5,6 +5,11 @@ it runs the needed stages at that scale, writes Markdown + JSON tables and figur
 the numbers plus which of the thesis's qualitative claims held. The stages are also exposed one
 by one for the CLI (``robustlab trading train | attack | universal | report``).
 
+Data come as one :class:`~robustlab.trading.features.WindowData` (:func:`simulated_data`,
+:func:`lobster_data`, rebuilt from a run's ``study.json`` by :func:`data_from_spec`); every stage
+samples, labels and feeds windows through it, so training, evaluation and attacks see the same
+windows, labels and model inputs (§3.3.1).
+
 Scales (ours; the thesis's setting is ``paper``): ``tiny`` uses 6 s windows (600 snapshots), a
 1 s label horizon, short simulated days and small models so the whole study runs on a laptop CPU
 in minutes; ``paper`` uses 60 s windows (6,000), a 10 s horizon, 16 + 4 days of one hour.
@@ -357,11 +362,12 @@ def claims(table: str, data: dict) -> dict[str, bool]:
 
 
 def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford",
-              data: WindowData | None = None, progress: bool = False) -> dict:
+              study: WindowData | None = None, progress: bool = False) -> dict:
     """Run what ``table-3.1|3.2|3.3`` needs at ``scale`` into ``out_dir``; numbers + claims held.
 
     3.1 and 3.2 use all three models; 3.3 uses surrogates linear and MLP against all three victims,
-    with the relative-size penalty (as in the thesis), target class "up".
+    with the relative-size penalty (as in the thesis), target class "up". ``study`` supplies
+    ready :class:`WindowData` instead of simulating ``preset`` into ``out_dir/data``.
     """
     key = name.lower().replace("table-", "").replace("table_", "")
     if key not in ("3.1", "3.2", "3.3"):
@@ -370,7 +376,7 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    data = data or simulated_data(scale, preset, seed, out / "data")
+    data = study or simulated_data(scale, preset, seed, out / "data")
     figure_3_1_stage(data, scale, out, seed)
     trained = train_stage(data, MODELS, scale, out, seed, progress=progress)
     models = trained["models"]
