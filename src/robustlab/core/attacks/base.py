@@ -169,7 +169,8 @@ class BestTracker:
 
     def update(self, x_cand: torch.Tensor, success: torch.Tensor, score: torch.Tensor) -> None:
         better = (success & ~self.success) | ((success == self.success) & (score > self.score))
-        self.x[better] = x_cand[better]
+        # torch.where, not boolean-mask assignment: same result, no host-device sync per step
+        self.x = torch.where(better.view(-1, *([1] * (x_cand.dim() - 1))), x_cand, self.x)
         self.success = torch.where(better, success, self.success)
         self.score = torch.where(better, score, self.score)
 

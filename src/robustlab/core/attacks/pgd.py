@@ -36,14 +36,18 @@ class PGD(Attack):
         """``x_init`` (optional) replaces the random start, e.g. TRADES' x + 0.001·N(0, I)."""
         gen = self._generator()
         if self.restarts == 1:
-            return self._run(x, y, gen, x_init)[0]
+            return self._run(x, y, gen, x_init, scored=self.keep_best)[0]
         best = BestTracker(x)
         for _ in range(self.restarts):
             best.update(*self._run(x, y, gen, x_init))
         return best.x
 
-    def _run(self, x, y, gen, x_init=None):
-        """One PGD run; returns (x_adv, success, objective) per example."""
+    def _run(self, x, y, gen, x_init=None, scored: bool = True):
+        """One PGD run; returns (x_adv, success, objective) per example.
+
+        ``scored=False`` (a single run without keep-best: only x_adv is used) skips the final
+        forward pass that scores the last iterate and returns (x_adv, None, None).
+        """
         if x_init is not None:
             x_adv = self.threat.project(x_init.detach(), x)
         else:
@@ -54,6 +58,8 @@ class PGD(Attack):
             if best is not None:
                 best.update(x_adv, self.success(logits, y), obj)
             x_adv = self.threat.project(x_adv + self.alpha * self.threat.ascent_direction(grad), x)
+        if not scored:
+            return x_adv, None, None
         with torch.no_grad():
             logits = self.model(x_adv)
         success, obj = self.success(logits, y), self.objective(logits, y)
