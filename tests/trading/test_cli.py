@@ -87,8 +87,10 @@ def test_attack_universal_report(run):
     for t in ("Table 3.1", "Table 3.2", "Table 3.3"):
         assert t in text
     assert "simulated" in text.lower() and "scale: tiny" in text
-    for f in ("figure_3_1.png", "figure_3_2.png", "figure_3_3.png"):
+    for f in ("figure_3_1.png", "figure_3_2.png"):
         assert f"({f})" in text
+    # Fig. 3.3 shows a successful attack: present exactly when Table 3.2 counts one
+    assert ("(figure_3_3.png)" in text) == any(row["successes"] > 0 for row in t2["rows"])
 
 
 @pytest.mark.parametrize("args, words", [

@@ -183,6 +183,7 @@ def train_valuation(name: str, batches, cfg, window: int, scale: str, out_dir=No
     """
     from ..core.train import fit
 
+    torch.manual_seed(cfg.seed)   # the initialisation depends on the seed only, not on what ran before
     model = build_model(name, window=window, scale=scale)
     meta = {"trading": True, "window": window, "scale": scale, "num_classes": NUM_CLASSES, **(meta or {})}
     res = fit(model, batches, cfg, out_dir=out_dir, resume=resume, meta=meta, progress=progress,
