@@ -11,7 +11,7 @@ from robustlab.trading.features import WindowData, classify, label_changes
 from robustlab.trading.models import build_model
 
 SMALL = dict(window=200, horizon=50, train_days=2, test_days=1, minutes=1.0, test_windows=300,
-             attack_windows=6, universal_train=20, universal_test=20, universal_steps=2, universal_batch=4,
+             attack_windows=30, universal_train=20, universal_test=20, universal_steps=2, universal_batch=4,
              attack_steps=3)
 
 
@@ -66,5 +66,6 @@ def test_attack_stage_scores_the_labels_training_uses(small):
     x, _ = data.batch(day, start)
     with torch.no_grad():
         acc = 100 * float((model(x).argmax(1).numpy() == y).mean())
-    assert (day == 2).all() and row["n"] == 6 and row["acc_test"] == pytest.approx(acc)
+    assert (day == 2).all() and row["n"] == 30 and row["acc_test"] == pytest.approx(acc)
+    assert row["label_counts"] == np.bincount(y, minlength=3).tolist() and 0 < row["label_counts"][1] < 30
     assert (d / "table_3_2.md").read_text().count("SIMULATED") == 1

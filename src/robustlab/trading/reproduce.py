@@ -252,7 +252,8 @@ def attack_stage(data: WindowData, models: dict, scale: str, out_dir: Path, seed
                      "capital": _mean_where(adv.capital, ok), "size": _mean_where(adv.relative_size, ok),
                      "cost": float(adv.cost.mean()), "random_capital": float(rnd.capital.mean()),
                      "random_size": float(rnd.relative_size.mean()), "successes": int(ok.sum()),
-                     "mean_steps": float(adv.steps.mean())})
+                     "mean_steps": float(adv.steps.mean()),
+                     "label_counts": np.bincount(y, minlength=3).tolist()})   # down / flat / up
         if not fig_done and ok.any():
             _figure_3_3(w, adv, int(np.flatnonzero(ok)[0]), name, cfg, out_dir / "figure_3_3.png", note)
             fig_done = True
