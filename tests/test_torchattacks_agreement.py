@@ -59,20 +59,25 @@ def test_pgd_linf_agrees_with_torchattacks(trained, eps):
     assert abs(ours.float().mean().item() - ref.float().mean().item()) <= 0.01
     assert (ours != ref).float().mean() <= 0.01
 
-    # random starts (different random streams): aggregate agreement within one point
-    for seed in (0, 1):
+    # random starts (independent random streams): one draw moves robust accuracy by up to ~±0.7
+    # points here, so the means over 3 draws each are compared (their difference has sd ~0.4 points)
+    ours_acc, best_acc, ref_acc = [], [], []
+    for seed in (0, 1, 2):
         ours_last = robust(model, x, y, PGD(model, eps=eps, alpha=alpha, steps=steps, keep_best=False,
                                             seed=seed)(x, y))
         ours_best = robust(model, x, y, PGD(model, eps=eps, alpha=alpha, steps=steps, keep_best=True,
                                             seed=seed)(x, y))
         torch.manual_seed(1000 + seed)
         ref = robust(model, x, y, _ta(torchattacks.PGD, model, eps=eps, alpha=alpha, steps=steps)(x, y))
-        assert abs(ours_last.float().mean().item() - ref.float().mean().item()) <= 0.01, (
-            f"seed {seed}: ours {ours_last.float().mean():.4f} vs torchattacks {ref.float().mean():.4f}")
+        ours_acc.append(ours_last.float().mean().item())
+        ref_acc.append(ref.float().mean().item())
         # keep-best follows the same trajectory (same seed) and keeps its strongest point:
         # it may break more examples, never fewer
         assert not (ours_best & ~ours_last).any(), "keep_best=True was weaker than the last iterate"
-        assert ours_best.float().mean().item() <= ref.float().mean().item() + 0.01
+        best_acc.append(ours_best.float().mean().item())
+    mean_ours, mean_ref = sum(ours_acc) / 3, sum(ref_acc) / 3
+    assert abs(mean_ours - mean_ref) <= 0.01, f"ours {ours_acc} vs torchattacks {ref_acc}"
+    assert sum(best_acc) / 3 <= mean_ref + 0.01, f"keep-best {best_acc} vs torchattacks {ref_acc}"
 
 
 @pytest.mark.parametrize("random_start", [False, True])
