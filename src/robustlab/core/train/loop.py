@@ -82,6 +82,9 @@ def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None
     epochs, milestones = schedule(cfg)
     module = model
     if distributed:
+        if cfg.sync_bn and device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); on CPU leave it "
+                              "off: DDP broadcasts rank 0's batch-norm buffers at every forward")
         if cfg.sync_bn:
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         wrapped = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
