@@ -48,10 +48,19 @@ def test_ddp_two_ranks_matches_single_process_and_resumes(tmp_path):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
-def test_ddp_ard_with_sync_bn(teachers, tmp_path):
-    launch(2, str(tmp_path / "ard"), "--method", "ard", "--teacher", str(teachers["pgd-at"]), "--epochs", "2",
-           "--sync-bn")
+def test_ddp_ard(teachers, tmp_path):
+    """ARD under DDP: PGD through the unwrapped student, a frozen teacher copy per rank."""
+    launch(2, str(tmp_path / "ard"), "--method", "ard", "--teacher", str(teachers["pgd-at"]), "--epochs", "2")
     ev = json.loads((tmp_path / "ard" / "ddp_eval.json").read_text())
     assert ev["n"] == 450 and ev["acc"] > 0.3
     res = json.loads((tmp_path / "ard" / "results.json").read_text())
-    assert res["config"]["sync_bn"] is True and res["teacher"]["method"] == "pgd-at"
+    assert res["teacher"]["method"] == "pgd-at" and res["config"]["method"] == "ard"
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_sync_bn_on_cpu_is_a_one_line_user_error(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
+           str(tmp_path / "s"), "--epochs", "1", "--sync-bn"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "SyncBatchNorm is GPU-only" in p.stderr

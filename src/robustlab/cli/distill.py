@@ -42,6 +42,7 @@ def distill(
     seed: Optional[int] = typer.Option(None, help="Random seed."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
     suite: str = typer.Option("quick", help="Attack suite for the final evaluation (quick, standard, paper, or a list)."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks at the end."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/distill-<dataset>-<method>-<student>-s<seed>)."),
@@ -52,7 +53,10 @@ def distill(
     from ..core.models import model_spec
     from ..distill import distill_config, distill_run, load_teacher
 
+    from ..reproduce.runner import tiny_threads
+
     parse_suite(suite)
+    tiny_threads(scale, threads)
     _, tmeta = load_teacher(teacher)
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=parse_number(eps, "eps"),
                  alpha=parse_number(alpha, "alpha"), steps=steps, replay=replay, model_width=width, seed=seed,

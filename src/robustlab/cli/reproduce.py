@@ -26,6 +26,7 @@ def reproduce(
     seed: int = typer.Option(0, help="Random seed for every run."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live (paper scale)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
     list_: bool = typer.Option(False, "--list", help="List the registered experiments and exit."),
 ):
     """Reproduce a thesis table: train what is missing, evaluate, report thesis vs ours and which claims held."""
@@ -54,7 +55,7 @@ def reproduce(
     console.print(f"[bold]{exp.name}[/bold]: {exp.title} (scale {scale}) → {out}")
     result = run_experiment(exp, scale, out, cache_dir=cache, seed=seed, device=device, n=n,
                             progress=True, log=lambda m: console.print(f"  {m}"),
-                            data_dir=str(data_dir) if data_dir else None)
+                            data_dir=str(data_dir) if data_dir else None, threads=threads)
     if result.get("available") is False:
         console.print(f"[yellow]not available[/yellow]: {result['reason']}")
         return

@@ -1,0 +1,67 @@
+"""`robustlab distill` / `robustlab reproduce` CLI paths and the harness on a miniature experiment."""
+import json
+
+import pytest
+
+from robustlab.reproduce import Claim, Experiment, Run, get_experiment, list_experiments, run_experiment
+from conftest import run_cli
+
+
+def test_distill_cli_user_errors(tmp_path):
+    p = run_cli("distill", "--teacher", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and p.stderr.startswith("error:") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_distill_cli_runs_and_reports(teachers, tmp_path):
+    out = tmp_path / "kd"
+    p = run_cli("distill", "--teacher", str(teachers["natural"]), "--method", "kd", "--width", "8", "--epochs", "1",
+                "--temperature", "4", "--suite", "fgsm", "--no-checks", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["method"] == "kd" and res["config"]["extra"]["temperature"] == 4.0
+    assert res["config"]["extra"]["cache_teacher"] is True  # digits: no augmentation (§4.9)
+    assert res["teacher_cache"]["hits"] == 0 and res["teacher_cache"]["misses"] == 1347  # one epoch: all first sightings
+    assert set(res["evaluation"]) == {"kd student (small-cnn)", "teacher (small-cnn, natural)"}
+    assert "Distillation: kd onto small-cnn" in (out / "report.md").read_text()
+    p = run_cli("distill", "--teacher", str(teachers["natural"]), "--method", "bogus", "--out", str(tmp_path / "b"))
+    assert p.returncode == 2 and "kd, ard or fast-ard" in p.stderr
+
+
+def test_reproduce_cli_list_and_errors(tmp_path):
+    p = run_cli("reproduce", "--list")
+    assert p.returncode == 0
+    for name in ["table-3.1", "table-4.1", "table-4.8", "table-4.18"]:
+        assert name in p.stdout
+    assert run_cli("reproduce", "table-9.9").returncode == 2
+    p = run_cli("reproduce", "table-4.14", "--scale", "tiny", "--out", str(tmp_path / "x"))
+    assert p.returncode == 2 and "paper" in p.stderr
+
+
+def test_registry_has_all_chapter_4_tables():
+    names = {e.name for e in list_experiments()}
+    assert {f"table-4.{i}" for i in range(1, 19)} <= names
+    assert {"table-3.1", "table-3.2", "table-3.3"} <= names
+    e = get_experiment("4.8")
+    assert e.name == "table-4.8" and all(r.thesis for r in e.runs)
+
+
+def test_harness_trains_reuses_and_checks_claims(tmp_path):
+    tiny = {"tiny": dict(epochs=1, milestones=(5,), steps=2, alpha=0.1, eps=0.2)}
+    arch = {"tiny": {"big": ("small-cnn", 8), "small": ("small-cnn", 4)}}
+    exp = Experiment("table-0.1", "miniature", 0, runs=(
+        Run("teacher", "natural teacher", "big", "natural", thesis=(90.0, 1.0)),
+        Run("student", "KD student", "small", "kd", teacher="teacher", distill={"tiny": {"temperature": 4.0}},
+            thesis=(80.0, 0.5)),
+    ), claims=(Claim("teacher at least as accurate as chance", lambda r: r["teacher"]["natural"] > 0.1),
+               Claim("a claim that fails", lambda r: r["student"]["natural"] > 2.0),
+               Claim("a claim that raises", lambda r: r["nope"]["natural"] > 0)),
+        arch_map=arch, base_train=tiny, scales=("tiny",))
+    logs = []
+    res = run_experiment(exp, "tiny", tmp_path / "out", cache_dir=tmp_path / "cache", log=logs.append)
+    assert [c["held"] for c in res["claims"]] == [True, False, False] and "error" in res["claims"][2]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**HELD**" in md and "**DID NOT HOLD**" in md and "not** the thesis's setting" in md
+    assert res["rows"][0]["thesis"] == (90.0, 1.0)
+    logs.clear()
+    run_experiment(exp, "tiny", tmp_path / "out2", cache_dir=tmp_path / "cache", log=logs.append)
+    assert sum(m.startswith("reuse") for m in logs) == 2   # nothing retrained
