@@ -2,8 +2,9 @@
 
 Each check compares attacks *per example*: an example that a weaker attack breaks but a
 stronger one does not is a violation, whatever the averages say. A check fails when its
-violations exceed ``tolerance`` (1% of the examples, at least 1) — small enough to catch
-masking, large enough not to flag floating-point ties.
+violations exceed a tolerance (1% of the examples, at least 1; 5% for the two checks that compare
+independent random starts) — small enough to catch masking, large enough not to flag ties and
+start-point variance.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .suites import AttackSpec
 
 #: PGD step count for checks; the suite's own PGD result is reused when present
 CHECK_STEPS = 20
+CHECK_SEED_OFFSET = 7_919  # seeds for check runs that must be independent of the suite's PGD
 DROP_WARNING = 0.02  # robust accuracy falling by more than 2 points with 2x steps: not converged
 
 
@@ -32,18 +34,24 @@ class CheckResult:
         return {"name": self.name, "passed": self.passed, "detail": self.detail, "violations": self.violations}
 
 
-def _tolerance(n: int) -> int:
-    return max(1, math.ceil(0.01 * n))
+def _tolerance(n: int, fraction: float = 0.01) -> int:
+    return max(1, math.ceil(fraction * n))
 
 
-def _per_example_check(name: str, weaker: torch.Tensor, stronger: torch.Tensor, what: str) -> CheckResult:
+#: Checks comparing runs from independent random starts allow for start-point variance: on honest
+#: digits models 1-3% of examples are broken by one PGD-20 start and not by another PGD-40 start.
+RANDOM_START_TOLERANCE = 0.05
+
+
+def _per_example_check(name: str, weaker: torch.Tensor, stronger: torch.Tensor, what: str,
+                       tolerance: float = 0.01) -> CheckResult:
     """``weaker``/``stronger``: per-example correctness under the attack expected to be weaker/stronger.
 
     Violations are examples still correct under the stronger attack but broken by the weaker one.
     """
     bad = int((stronger & ~weaker).sum())
     n = len(weaker)
-    ok = bad <= _tolerance(n)
+    ok = bad <= _tolerance(n, tolerance)
     acc_w, acc_s = weaker.float().mean().item(), stronger.float().mean().item()
     return CheckResult(name, ok, f"{what}: {acc_w:.2%} vs {acc_s:.2%}; {bad}/{n} examples broken only by the "
                                  f"weaker attack", bad)
@@ -53,12 +61,12 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
                seed: int, batch_size: int, threat_violations: int = 0, progress=None) -> list[CheckResult]:
     from .evaluate import attack_correct  # circular at import time only
 
-    def run(label: str, attack: str, e: float, **kw) -> torch.Tensor:
+    def run(label: str, attack: str, e: float, seed_offset: int = 0, **kw) -> torch.Tensor:
         if progress:
             progress(f"check: {label}")
         spec = AttackSpec(label, attack, kw)
-        return per_example["natural"] & attack_correct(model, spec, x, y, eps=e, norm=norm, seed=seed,
-                                                       batch_size=batch_size)
+        return per_example["natural"] & attack_correct(model, spec, x, y, eps=e, norm=norm,
+                                                       seed=seed + seed_offset, batch_size=batch_size)
 
     def cached(label: str, attack: str, **kw) -> torch.Tensor:
         return per_example[label] if label in per_example else run(label, attack, eps, **kw)
@@ -91,12 +99,17 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
                                int(huge.sum())))
 
     # 3. more steps and restarts never raise robust accuracy; a large drop means no convergence
-    more = run(f"pgd-{2 * CHECK_STEPS}", "pgd", eps, steps=2 * CHECK_STEPS)
+    # Independent seeds: with PGD's own seed, PGD-40 would replay PGD-20's first 20 steps and
+    # restart 1 of PGD-20x5 would *be* PGD-20, so keep-best would make violations impossible.
+    more = run(f"pgd-{2 * CHECK_STEPS}", "pgd", eps, seed_offset=CHECK_SEED_OFFSET, steps=2 * CHECK_STEPS)
     results.append(_per_example_check("more-steps", weaker=pgd, stronger=more,
-                                      what=f"PGD-{CHECK_STEPS} vs PGD-{2 * CHECK_STEPS}"))
+                                      what=f"PGD-{CHECK_STEPS} vs PGD-{2 * CHECK_STEPS} (another random start)",
+                                      tolerance=RANDOM_START_TOLERANCE))
     restarts = cached(f"pgd-{CHECK_STEPS}x5", "pgd", steps=CHECK_STEPS, restarts=5)
-    results.append(_per_example_check("more-restarts", weaker=pgd, stronger=restarts,
-                                      what=f"PGD-{CHECK_STEPS} vs PGD-{CHECK_STEPS} with 5 restarts"))
+    single = run(f"pgd-{CHECK_STEPS}@seed2", "pgd", eps, seed_offset=CHECK_SEED_OFFSET, steps=CHECK_STEPS)
+    results.append(_per_example_check("more-restarts", weaker=single, stronger=restarts,
+                                      what=f"PGD-{CHECK_STEPS} (another random start) vs PGD-{CHECK_STEPS} "
+                                           "with 5 restarts", tolerance=RANDOM_START_TOLERANCE))
     drop = pgd.float().mean().item() - torch.minimum(more, restarts).float().mean().item()
     results.append(CheckResult("converged", drop <= DROP_WARNING,
                                f"PGD-{CHECK_STEPS} accuracy falls by {drop:.2%} with 2x steps or 5 restarts "
