@@ -65,3 +65,17 @@ def test_harness_trains_reuses_and_checks_claims(tmp_path):
     logs.clear()
     run_experiment(exp, "tiny", tmp_path / "out2", cache_dir=tmp_path / "cache", log=logs.append)
     assert sum(m.startswith("reuse") for m in logs) == 2   # nothing retrained
+
+
+@pytest.mark.slow
+def test_reproduce_table_4_8_tiny_end_to_end(tmp_path):
+    """The issue's acceptance command (≈3 min on 2 CPU cores when the machine is otherwise idle)."""
+    p = run_cli("reproduce", "table-4.8", "--scale", "tiny", "--out", str(tmp_path / "t48"),
+                "--cache", str(tmp_path / "cache"))
+    assert p.returncode == 0, p.stderr
+    res = json.loads((tmp_path / "t48" / "results.json").read_text())
+    assert res["scale"] == "tiny" and res["dataset"] == "digits" and len(res["rows"]) == 5
+    assert res["claims_total"] == 4
+    assert all(0 <= r["ours"]["robust"]["pgd-20"] <= r["ours"]["natural"] <= 1 for r in res["rows"])
+    md = (tmp_path / "t48" / "report.md").read_text()
+    assert "thesis pgd-20" in md and "Claims (" in md

@@ -205,6 +205,12 @@ _exp("table-4.9", "Free-trained MNV2 vs Fast-ARD (m = 4, 8)", [
 ])
 
 # ----------------------------------------------------------------- 4.10
+def _measure_timing(scale: str) -> dict:
+    from ..distill.timing import measure
+
+    return measure("digits" if scale == "tiny" else "cifar", epochs=5 if scale == "tiny" else 3)
+
+
 _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of parameter updates)", [
     TRADES_WRN,
     Run("at_mnv2", "AT MNV2", "mnv2", "pgd-at", thesis={"hours": 41.09}),
@@ -215,18 +221,20 @@ _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of param
     Run("fard8", "TRADES WRN −F-ARD→ MNV2 (m=8)", "mnv2", "fast-ard", teacher="trades_wrn", train=_FREE8,
         distill=DIST, thesis={"hours": 5.10}),
 ], [
-    Claim("ARD takes about as long as AT (ratio ≤ 1.10)",
-          lambda r: r["ard_tw_mnv2"]["seconds"] <= 1.10 * r["at_mnv2"]["seconds"]),
-    Claim("Fast-ARD (m=4) takes about as long as KD (ratio ≤ 1.15)",
-          lambda r: r["fard4"]["seconds"] <= 1.15 * r["kd_tw_mnv2"]["seconds"]),
-    Claim("Fast-ARD (m=8) takes about as long as KD (ratio ≤ 1.15)",
-          lambda r: r["fard8"]["seconds"] <= 1.15 * r["kd_tw_mnv2"]["seconds"]),
-    Claim("ARD is several times slower than KD (ratio ≥ 3)",
-          lambda r: r["ard_tw_mnv2"]["seconds"] >= 3 * r["kd_tw_mnv2"]["seconds"]),
-], columns=("hours",), complexity=True, notes=(TINY_NOTE, "Times are the summed per-epoch training times recorded in each run's "
-                                         "checkpoint (column 'train s'); tiny-scale times on a shared CPU are noisy. "
-                                         "benchmarks/distill_timing.py measures per-epoch ratios on one machine "
-                                         "back to back, and the report lists parameters and MAdds (§4.6)."))
+    Claim("ARD takes about as long as AT per parameter update (measured ratio ≤ 1.10)",
+          lambda r: r["_timing"]["ratios"]["ARD/AT"] <= 1.10),
+    Claim("Fast-ARD (m=4) takes about as long as KD per parameter update (measured ratio ≤ 1.15)",
+          lambda r: r["_timing"]["ratios"]["Fast-ARD(m=4)/KD"] <= 1.15),
+    Claim("Fast-ARD (m=8) takes about as long as KD per parameter update (measured ratio ≤ 1.15)",
+          lambda r: r["_timing"]["ratios"]["Fast-ARD(m=8)/KD"] <= 1.15),
+    Claim("ARD is several times slower than KD (measured ratio ≥ 3; thesis 41.06/5.13 ≈ 8)",
+          lambda r: r["_timing"]["ratios"]["ARD/KD"] >= 3),
+], columns=("hours",), complexity=True, measure=_measure_timing,
+    notes=(TINY_NOTE, "The 'train s' column sums the per-epoch times recorded when each cached model was trained "
+                      "(possibly on another day, under other load); the claims use the back-to-back measurement "
+                      "below instead (robustlab.distill.timing, also benchmarks/distill_timing.py). At paper "
+                      "scale the measurement times a ResNet18 teacher and MobileNetV2 student on CIFAR-shaped "
+                      "random tensors."))
 
 # ----------------------------------------------------------------- 4.11
 _SUITE_411 = {"tiny": "mifgsm-20,deepfool,pgd-100,pgd-20x10,pgd-20",

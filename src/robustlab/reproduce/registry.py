@@ -72,6 +72,8 @@ class Experiment:
     arch_map: dict = field(default_factory=dict)
     base_train: dict = field(default_factory=dict)
     eval_eps: dict = field(default_factory=lambda: {"tiny": 0.2, "paper": 8 / 255})
+    #: measure(scale) -> dict, run fresh every time (e.g. back-to-back timings); stored as results["_timing"]
+    measure: Callable[[str], dict] | None = None
     complexity: bool = False    # add parameters and multiply-adds of each architecture (§4.6)
     delegate: Callable | None = None   # run(name, scale, out_dir) -> dict, for other pillars' tables
     available: Callable[[], str | None] | None = None  # returns a reason when it cannot run here

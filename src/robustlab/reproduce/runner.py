@@ -172,6 +172,10 @@ def run_experiment(exp: Experiment, scale: str, out_dir: str | Path, *, cache_di
         configs[run.key] = {"checkpoint": str(path), **cfg}
         log(f"evaluate {run.key} ({suite}, eps {eps:.4g})")
         results[run.key] = evaluate_cached(path, cfg["dataset"], suite, eps, n, seed, data_dir)
+    timing = None
+    if exp.measure is not None:
+        log("measure: back-to-back timings of every method on this machine")
+        timing = results["_timing"] = exp.measure(scale)
     claims = []
     for c in exp.claims:
         try:
@@ -190,6 +194,9 @@ def run_experiment(exp: Experiment, scale: str, out_dir: str | Path, *, cache_di
               "claims_held": sum(c["held"] for c in claims), "claims_total": len(claims),
               "torch_threads": __import__("torch").get_num_threads(),
               "notes": list(exp.notes), "seconds": time.perf_counter() - t0, "versions": environment_info()}
+    if timing is not None:
+        result["timing"] = timing
+        results.pop("_timing")
     if exp.complexity:
         result["complexity"] = complexity(exp, scale)
     if exp.plot:
@@ -257,6 +264,23 @@ def markdown(exp: Experiment, r: dict) -> str:
     for c in r["claims"]:
         lines.append(f"- **{'HELD' if c['held'] else 'DID NOT HOLD'}** — {c['claim']}"
                      + (f" ({c['error']})" if c.get("error") else ""))
+    if r.get("timing"):
+        tm = r["timing"]
+        lines += ["", "## Measured training time per epoch-equivalent (back to back, this machine)", "",
+                  f"{tm['student']} student, {tm['teacher']} teacher, {tm['n_train']} training examples, batch "
+                  f"{tm['batch_size']}, PGD-{tm['attack_steps']}, {tm['torch_threads']} torch thread(s), device "
+                  f"{tm['device']}; median of {tm['epochs_timed']} epochs after the first.", "",
+                  "| method | teacher logits | s per epoch-equivalent |", "|---|---|---:|"]
+        for run in tm["runs"]:
+            lines.append(f"| {run['name']} | {'cached (§4.9)' if run['teacher_cache'] else 'every batch'} | "
+                         f"{run['seconds_per_epoch_equivalent']:.3f} |")
+        lines += ["", "| ratio | " + " | ".join(tm["ratios_by_teacher_setting"]) + " | target |",
+                  "|---|" + "---:|" * (len(tm["ratios_by_teacher_setting"]) + 1)]
+        for k in ("ARD/AT", "Fast-ARD(m=4)/KD", "Fast-ARD(m=8)/KD", "ARD/KD"):
+            cells = [f"{v[k]:.3f}" for v in tm["ratios_by_teacher_setting"].values()]
+            lines.append(f"| {k} | " + " | ".join(cells) + f" | {tm['targets'].get(k, '–')} |")
+        lines += ["", f"Claims use the {tm['headline_setting']} column. Thesis (RTX 2080 Ti, CIFAR-10): ARD/AT = "
+                  "41.06/41.09 h, Fast-ARD/KD = 5.15/5.13 h (m=4) and 5.10/5.13 h (m=8)."]
     if r.get("complexity"):
         lines += ["", "## Parameters and multiply-adds (§4.6)", "",
                   "| role | model | params | MACs per input | thesis params | thesis MAdds |", "|---|---|---:|---:|---:|---:|"]
