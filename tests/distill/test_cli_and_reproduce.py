@@ -79,3 +79,28 @@ def test_reproduce_table_4_8_tiny_end_to_end(tmp_path):
     assert all(0 <= r["ours"]["robust"]["pgd-20"] <= r["ours"]["natural"] <= 1 for r in res["rows"])
     md = (tmp_path / "t48" / "report.md").read_text()
     assert "thesis pgd-20" in md and "Claims (" in md
+
+
+def test_every_chapter_4_run_resolves_at_both_scales():
+    from robustlab.reproduce.runner import resolve_config
+
+    for e in list_experiments():
+        if e.chapter != 4:
+            continue
+        keys = {r.key for r in e.runs}
+        for scale in e.scales:
+            for r in e.runs:
+                assert r.teacher is None or r.teacher in keys, (e.name, r.key)
+                cfg = resolve_config(e, r, scale)
+                if scale == "paper":
+                    assert cfg.dataset in ("cifar10", "cifar100") and cfg.epochs == 200
+                    assert cfg.model in ("resnet18", "wrn-34-10", "mobilenetv2")
+                else:
+                    assert cfg.dataset == "digits" and cfg.model == "small-cnn"
+                if r.method in ("kd", "ard", "fast-ard") and scale == "paper":
+                    assert cfg.extra["temperature"] in (1.0, 5.0, 10.0, 30.0, 50.0, 100.0)
+    # the thesis's t: 30 on CIFAR-10, 5 on CIFAR-100 (§4.7)
+    e = get_experiment("table-4.7")
+    assert resolve_config(e, next(r for r in e.runs if r.key == "ard100"), "paper").extra["temperature"] == 5.0
+    e = get_experiment("table-4.8")
+    assert resolve_config(e, next(r for r in e.runs if r.key == "ard_r18_mnv2"), "paper").extra["temperature"] == 30.0

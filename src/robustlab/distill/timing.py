@@ -109,7 +109,7 @@ def measure(scale: str = "digits", epochs: int = 3, n: int | None = None, device
     ratios = all_ratios[headline]
     return {"benchmark": "distill_timing", "scale": scale, "n_train": len(x), "batch_size": cfg.batch_size,
             "attack_steps": cfg.steps, "student": student_arch, "student_width": width,
-            "teacher": type(teacher).__name__, "headline_setting": headline,
+            "teacher": "small-cnn (width 32)" if scale == "digits" else "resnet18", "headline_setting": headline,
             "torch_threads": torch.get_num_threads(), "device": str(cfg.device), "epochs_timed": epochs,
             "runs": runs, "ratios": ratios, "ratios_by_teacher_setting": all_ratios,
             "targets": TARGETS, "targets_met": {k: ratios[k] <= v for k, v in TARGETS.items()},
