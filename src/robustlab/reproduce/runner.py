@@ -259,7 +259,10 @@ def markdown(exp: Experiment, r: dict) -> str:
         ours = row["ours"]
         cells = _thesis_cells(row["thesis"], cols) + [_pct(_ours(ours, c)) for c in cols] + [f"{ours['seconds']:.0f}"]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
-    lines += ["", "Thesis numbers in %, as printed in the thesis; ours in %.", "",
+    n_eval = next(iter(r["rows"]), {}).get("ours", {}).get("n") if r["rows"] else None
+    se = f" With {n_eval} test images the standard error of an accuracy near 50% is ±{50 / n_eval ** 0.5:.1f} points: " \
+         "a claim decided by a smaller margin is within noise (rerun with another --seed)." if n_eval else ""
+    lines += ["", "Thesis numbers in %, as printed in the thesis; ours in %." + se, "",
               f"## Claims ({r['claims_held']} of {r['claims_total']} held in this run)", ""]
     for c in r["claims"]:
         lines.append(f"- **{'HELD' if c['held'] else 'DID NOT HOLD'}** — {c['claim']}"
