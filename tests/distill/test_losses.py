@@ -156,3 +156,18 @@ def test_ard_attacks_the_student_and_teacher_sees_clean_input():
                                          teacher=teacher)
     m2.loss(_state(student), x, y)
     assert any(not torch.equal(s, x) for s in seen)
+
+
+def test_kl_adversary_finds_larger_kl_than_ce_adversary():
+    """§4.9 variant: with adversary=kl, PGD maximises the distillation KL itself (convex here: a linear
+    student), so at α = 1 it reaches a larger ARD loss than the CE adversary of Algorithm 1."""
+    torch.manual_seed(3)
+    x = torch.rand(16, 1, 2, 2) * 0.6 + 0.2
+    y = torch.randint(0, 3, (16,))
+    student, teacher = Fixed(torch.randn(4, 3).tolist()), Fixed(torch.randn(4, 3).tolist())
+    cfg = preset("tiny", method="ard", eps=0.2, alpha=0.02, steps=40)
+    losses = {}
+    for adv in ("ce", "kl"):
+        m = AdversariallyRobustDistillation(cfg.replace(extra={"temperature": 2.0, "adversary": adv}), teacher=teacher)
+        losses[adv] = m.loss(_state(student), x, y)[0].item()
+    assert losses["kl"] > losses["ce"] * 1.01, losses
