@@ -81,7 +81,8 @@ def train_or_reuse(exp: Experiment, run: Run, scale: str, cache: Path, teachers:
         log(f"reuse {run.key}: {run_dir}")
     else:
         resume = (run_dir / "checkpoint.safetensors").exists()
-        log(f"{'resume' if resume else 'train'} {run.key} ({run.method}, {cfg.model} w{cfg.model_width}) → {run_dir}")
+        width = f" width {cfg.model_width}" if cfg.model_width else ""
+        log(f"{'resume' if resume else 'train'} {run.key} ({run.method}, {cfg.model}{width}) → {run_dir}")
         if run.method in DISTILL_METHODS:
             from ..distill import distill_run
 
