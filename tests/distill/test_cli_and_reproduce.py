@@ -113,3 +113,13 @@ def test_every_chapter_4_run_resolves_at_both_scales():
     assert resolve_config(e, next(r for r in e.runs if r.key == "ard100"), "paper").extra["temperature"] == 5.0
     e = get_experiment("table-4.8")
     assert resolve_config(e, next(r for r in e.runs if r.key == "ard_r18_mnv2"), "paper").extra["temperature"] == 30.0
+
+
+def test_delegated_tables_report_not_available(tmp_path):
+    exp = Experiment("table-0.2", "elsewhere", 0, delegate=lambda *a: {}, available=lambda: "pillar absent")
+    res = run_experiment(exp, "tiny", tmp_path)
+    assert res["available"] is False and "pillar absent" in (tmp_path / "report.md").read_text()
+    exp = Experiment("table-0.3", "elsewhere", 0, delegate=lambda name, scale, out: {"claims": {"a": True, "b": False}})
+    res = run_experiment(exp, "tiny", tmp_path / "d")
+    assert [c["held"] for c in res["claims"]] == [True, False]
+    assert "1 of 2 held" in (tmp_path / "d" / "report.md").read_text()

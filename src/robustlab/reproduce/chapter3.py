@@ -25,6 +25,9 @@ def _run(name: str, scale: str, out_dir):
     return run_table(name, scale, out_dir)
 
 
+_run.target = "robustlab.trading.reproduce.run_table"
+
+
 for _name, _title in [("table-3.1", "Accuracy of each model (linear, MLP, LSTM) on test data"),
                       ("table-3.2", "Model performance on clean, randomly perturbed and adversarially perturbed inputs"),
                       ("table-3.3", "Model performance on universal attacks (Ford data)")]:

@@ -154,7 +154,7 @@ def run_experiment(exp: Experiment, scale: str, out_dir: str | Path, *, cache_di
         inner = exp.delegate(exp.name, scale, out)
         claims = inner.get("claims", {})
         result = {"experiment": exp.name, "title": exp.title, "scale": scale, "available": True,
-                  "delegated_to": getattr(exp.delegate, "__module__", "?"), "result": inner,
+                  "delegated_to": getattr(exp.delegate, "target", getattr(exp.delegate, "__module__", "?")), "result": inner,
                   "claims": [{"claim": k, "held": bool(v)} for k, v in claims.items()],
                   "seconds": time.perf_counter() - t0}
         write_json(out / "results.json", result)
@@ -311,7 +311,8 @@ def markdown(exp: Experiment, r: dict) -> str:
 
 def _delegated_markdown(exp: Experiment, scale: str, inner: dict, claims: dict) -> str:
     lines = [f"# {exp.name}: {exp.title}", "", f"**Scale: {scale}.** {inner.get('note', '')}", "",
-             f"Run by `{exp.delegate.__module__}`; its full output is in this directory.", "",
+             f"Run by `{getattr(exp.delegate, 'target', exp.delegate.__module__)}`; "
+             "its own files (tables, figures, models) are in this directory.", "",
              f"## Claims ({sum(map(bool, claims.values()))} of {len(claims)} held in this run)", ""]
     lines += [f"- **{'HELD' if v else 'DID NOT HOLD'}** — {k}" for k, v in claims.items()]
     lines += ["", "## Data", "", "```json", json.dumps(inner.get("data", {}), indent=1, default=str)[:20000], "```"]
