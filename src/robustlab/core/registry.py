@@ -26,6 +26,16 @@ class Registry(Generic[T]):
 
         return add(obj) if obj is not None else add
 
+    def register_class(self, name: str):
+        """Decorator for class registries: registers the class and sets its ``name`` attribute."""
+
+        def add(cls):
+            self.register(name, cls)
+            cls.name = name
+            return cls
+
+        return add
+
     def get(self, name: str) -> T:
         key = name.strip().lower()
         if key not in self._items:

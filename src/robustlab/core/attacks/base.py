@@ -179,12 +179,7 @@ _ATTACKS: Registry[type] = Registry("attack")
 
 
 def register_attack(name: str):
-    def deco(cls):
-        _ATTACKS.register(name, cls)
-        cls.name = name
-        return cls
-
-    return deco
+    return _ATTACKS.register_class(name)
 
 
 def get_attack(name: str, model: nn.Module, **kwargs) -> Attack:

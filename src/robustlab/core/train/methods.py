@@ -63,12 +63,7 @@ _METHODS: Registry[type] = Registry("training method")
 
 
 def register_method(name: str):
-    def deco(cls):
-        _METHODS.register(name, cls)
-        cls.name = name
-        return cls
-
-    return deco
+    return _METHODS.register_class(name)
 
 
 def get_method(name: str, cfg: TrainConfig, **kwargs) -> Method:
