@@ -41,13 +41,13 @@ class ThreatModel:
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Nearest point of the ball (then clip to the box, which can only shrink the perturbation)."""
-        delta = x_adv - x
+        delta = x_adv - x  # a fresh tensor, so the in-place ops below touch nothing of the caller's
         if self.norm == "linf":
-            delta = delta.clamp(-self.eps, self.eps)
+            delta.clamp_(-self.eps, self.eps)
         elif math.isfinite(self.eps):
             norm = _flat_norm(delta, 2)
-            delta = delta * torch.clamp(self.eps / (norm + 1e-12), max=1.0)
-        return (x + delta).clamp(0.0, 1.0)
+            delta.mul_(torch.clamp(self.eps / (norm + 1e-12), max=1.0))
+        return delta.add_(x).clamp_(0.0, 1.0)
 
     def ascent_direction(self, grad: torch.Tensor) -> torch.Tensor:
         """Steepest-ascent direction of unit norm: sign for ℓ∞, normalised gradient for ℓ2."""

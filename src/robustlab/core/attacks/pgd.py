@@ -57,7 +57,7 @@ class PGD(Attack):
             grad, logits, obj = self.input_gradient(x_adv, y)
             if best is not None:
                 best.update(x_adv, self.success(logits, y), obj)
-            x_adv = self.threat.project(x_adv + self.alpha * self.threat.ascent_direction(grad), x)
+            x_adv = self.threat.project(torch.add(x_adv, self.threat.ascent_direction(grad), alpha=self.alpha), x)
         if not scored:
             return x_adv, None, None
         with torch.no_grad():
