@@ -141,3 +141,26 @@ def test_batches_cover_each_example_once_and_shard_disjointly():
               for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 5
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_flip_only_and_crop_only_modes():
+    x = torch.rand(6, 3, 5, 5)
+    flipped = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(1), crop=False)
+    for i in range(6):  # each image is itself or its mirror image, never shifted
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+    cropped = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(1), flip=False)
+    g = torch.Generator().manual_seed(1)
+    offs = torch.randint(0, 5, (6, 2), generator=g)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(6):  # the crop of the padded image at the drawn offset, never mirrored
+        r, c = offs[i].tolist()
+        assert torch.equal(cropped[i], padded[i, :, r:r + 5, c:c + 5])
+
+
+def test_unknown_augmentation_is_a_user_error():
+    from robustlab.core.errors import ConfigError
+    from robustlab.core.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="crop\\+flip"):
+        TrainConfig(augment="rotate")
+    assert TensorBatches(torch.zeros(2, 1, 4, 4), torch.zeros(2), 1, augment=True).augment == "crop+flip"

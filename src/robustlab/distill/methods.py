@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from ..core.attacks import PGD
 from ..core.errors import ConfigError
 from ..core.train.config import TrainConfig
 from ..core.train.methods import Method, TrainState, free_replay, register_method
@@ -50,6 +51,9 @@ class DistillSettings:
     * ``cache_teacher``: memoise the teacher's logits per training example (§4.9; only sensible
       without augmentation, when every epoch shows the teacher the same inputs);
     * ``ce_temperature``: divide the CE term's logits by t as well;
+    * ``teacher_adv_examples`` (kd only): augment each batch with K-step PGD examples crafted
+      against the *teacher* (its cross-entropy, same ε/step/steps as ARD) and distil on both —
+      the last row of thesis Table 4.14;
     * ``teacher``: the teacher checkpoint path (recorded, so a resume with another teacher fails).
     """
 
@@ -60,6 +64,7 @@ class DistillSettings:
     teacher_input: str = "clean"
     cache_teacher: bool | None = None  # None: decided by the run (on when there is no augmentation)
     ce_temperature: bool = False
+    teacher_adv_examples: bool = False  # kd only: also distil on PGD examples of the teacher (Table 4.14)
     teacher: str | None = None
 
     def __post_init__(self):
@@ -154,8 +159,24 @@ class KnowledgeDistillation(_Distill):
 
     def loss(self, state: TrainState, x, y):
         target = self.teacher_logits(x)
+        if self.settings.teacher_adv_examples:
+            x_adv = self.teacher_adversarial_examples(state, x, y)
+            # adversarial inputs never repeat, so they bypass the §4.9 cache
+            x, y = torch.cat([x, x_adv]), torch.cat([y, y])
+            target = torch.cat([target, self.teacher_logits(x_adv, use_cache=False)])
         logits = state.model(x)
         return self.objective(logits, target, y, logits), logits
+
+    def teacher_adversarial_examples(self, state: TrainState, x, y):
+        """PGD examples that maximise the frozen teacher's cross-entropy (thesis Table 4.14, last row)."""
+        teacher = self.teacher_logits.teacher
+        if teacher is None:
+            raise ConfigError("teacher_adv_examples needs a teacher; pass --teacher CKPT")
+        teacher.to(x.device)
+        c = self.cfg
+        attack = PGD(teacher, eps=c.eps, alpha=c.alpha, steps=c.steps, norm=c.norm,
+                     random_start=True, keep_best=False, seed=self.attack_seed(state))
+        return attack(x, y)
 
 
 @register_method("ard")

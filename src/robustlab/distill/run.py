@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.data.augment import augment_mode
 from ..core import distributed as D
 from ..core.errors import CheckpointError, ConfigError
 from ..core.io import environment_info, write_json, write_text
@@ -75,11 +76,11 @@ def distill_run(cfg: TrainConfig, teacher_path: str | Path, out_dir: str | Path,
         raise ConfigError(f"the teacher was trained on {tmeta['dataset']}, the student config says {cfg.dataset}; "
                           "distil on the teacher's dataset")
     data = get_dataset(cfg.dataset, cfg.data_dir)
-    augment = data.augment if cfg.augment is None else cfg.augment
+    augment = augment_mode(data.augment if cfg.augment is None else cfg.augment)
     extra = dict(cfg.extra)
     extra.setdefault("teacher", str(teacher_path))
     if extra.get("cache_teacher") is None:
-        extra["cache_teacher"] = not augment  # §4.9: logits computed once when inputs never change
+        extra["cache_teacher"] = augment == "none"  # §4.9: logits computed once when inputs never change
     cfg = cfg.replace(extra=extra)
     method = get_method(cfg.method, cfg, teacher=teacher)
     teacher_info = {"path": str(teacher_path), "model": tmeta.get("model"),

@@ -5,7 +5,7 @@ from typing import Iterator, Protocol
 
 import torch
 
-from .augment import random_crop_flip
+from .augment import augment_mode, random_crop_flip
 
 
 class BatchSource(Protocol):
@@ -29,7 +29,8 @@ class TensorBatches:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool = False,
                  drop_last: bool = False, rank: int = 0, world: int = 1, seed: int = 0):
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.augment, self.drop_last, self.rank, self.world = augment, drop_last, rank, world
+        self.augment = augment_mode(augment)  # bool or one of AUGMENT_MODES
+        self.drop_last, self.rank, self.world = drop_last, rank, world
         self.seed = seed
 
     def _shard_size(self) -> int:
@@ -51,6 +52,7 @@ class TensorBatches:
         for i in range(len(self)):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
             xb = self.x[idx]
-            if self.augment:
-                xb = random_crop_flip(xb, generator=generator)
+            if self.augment != "none":
+                xb = random_crop_flip(xb, generator=generator, crop="crop" in self.augment,
+                                      flip="flip" in self.augment)
             yield xb, self.y[idx]

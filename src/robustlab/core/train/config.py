@@ -32,7 +32,7 @@ class TrainConfig:
     norm: str = "linf"
     trades_beta: float = 6.0
     replay: int = 4                 # free adversarial training's minibatch replay m
-    augment: bool | None = None     # None: the dataset decides (crop/flip for CIFAR)
+    augment: bool | str | None = None  # None: the dataset decides; or none/flip/crop/crop+flip
     model_width: int | None = None  # width override for small models (mlp, small-cnn)
     sync_bn: bool = False           # convert batch norm to SyncBatchNorm under DDP
     seed: int = 0
@@ -55,6 +55,9 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(msg)
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if self.augment is not None:
+            from ..data.augment import augment_mode
+            augment_mode(self.augment)  # validates
 
     def replace(self, **changes) -> "TrainConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
