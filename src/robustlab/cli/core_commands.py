@@ -57,15 +57,13 @@ def train(
 
 def _check_names(cfg) -> None:
     """Fail fast, before loading data, on names no registry knows."""
-    from ..core.data import list_datasets
+    from ..core.data.datasets import check_dataset_name
     from ..core.models import model_spec
     from ..core.train import get_method
-    from ..core.data.datasets import _DATASETS
 
     model_spec(cfg.model)
-    _DATASETS.get(cfg.dataset)
+    check_dataset_name(cfg.dataset)
     get_method(cfg.method, cfg)
-    del list_datasets
 
 
 # ---------------------------------------------------------------------------- eval

@@ -42,6 +42,11 @@ def get_dataset(name: str, data_dir: str | Path | None = None, download: bool = 
     return _DATASETS.get(name)(data_dir=data_dir, download=download)
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise the registry's one-line UserError for an unknown name, without loading anything."""
+    _DATASETS.get(name)
+
+
 def list_datasets() -> list[str]:
     return _DATASETS.names()
 
