@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
+from ..core.evaluate.evaluate import predict
 
 NUM_CLASSES = 3
 SCALES = ("tiny", "paper")
@@ -209,9 +210,7 @@ def load_valuation(path) -> tuple[nn.Module, dict]:
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
     """Test accuracy (%) with one standard error (%) on sampled windows (§3.3.3)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    ok = torch.cat([(model(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]) for i in range(0, len(x), batch)])
+    ok = predict(model, x, batch) == y.cpu()
     p = ok.double().mean().item()
     return 100.0 * p, 100.0 * (p * (1 - p) / max(len(ok), 1)) ** 0.5
 

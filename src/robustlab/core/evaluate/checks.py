@@ -131,14 +131,18 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
 
 @torch.no_grad()
 def _determinism(model: nn.Module, x) -> CheckResult:
-    dev = next(model.parameters()).device
+    from .evaluate import _model_device  # circular at import time only
+
+    dev = _model_device(model)
     a, b = model(x.to(dev)), model(x.to(dev))
     diff = (a - b).abs().max().item() if a.numel() else 0.0
     return CheckResult("deterministic", diff <= 1e-5, f"max |difference| between two forward passes: {diff:.2e}")
 
 
 def _gradients_nonzero(model: nn.Module, x, y) -> CheckResult:
-    dev = next(model.parameters()).device
+    from .evaluate import _model_device  # circular at import time only
+
+    dev = _model_device(model)
     xg = x.to(dev).clone().requires_grad_(True)
     with torch.enable_grad():
         loss = F.cross_entropy(model(xg), y.to(dev), reduction="sum")
