@@ -13,7 +13,8 @@ from robustlab.core.errors import CheckpointError
 from robustlab.core.io import load_checkpoint, load_weights_into
 from robustlab.core.models import build_model, load_model
 from robustlab.core.train import fit, preset
-from robustlab.core.train.loop import CHECKPOINT, FINAL, lr_at, schedule
+from robustlab.core.train.loop import CHECKPOINT, FINAL, schedule
+from robustlab.core.train.methods import get_method
 
 
 @pytest.fixture(scope="module")
@@ -134,18 +135,18 @@ def test_lr_schedule_matches_hand_computed_values():
     _, ms = schedule(cfg)
     assert ms == (3, 5)
     expected = [0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
-    assert [lr_at(cfg, e, ms) for e in range(7)] == pytest.approx(expected, rel=1e-12)
+    assert [get_method(cfg.method, cfg).lr_at(e) for e in range(7)] == pytest.approx(expected, rel=1e-12)
 
     paper = preset("paper")      # thesis §4.7: 0.1, divided by 10 at epochs 100 and 150 of 200
     _, ms = schedule(paper)
-    assert [lr_at(paper, e, ms) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx(
+    assert [get_method(paper.method, paper).lr_at(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rel=1e-12)
 
     # free AT: N/m epochs and milestones divided by m (10 epochs, m=4 -> 3 epochs, milestones 1, 2)
     free = preset("tiny", method="free-at", replay=4, epochs=10, milestones=(6, 8), lr=0.2, lr_gamma=0.5)
     epochs, ms = schedule(free)
     assert (epochs, ms) == (3, (1, 2))
-    assert [lr_at(free, e, ms) for e in range(3)] == pytest.approx([0.2, 0.1, 0.05], rel=1e-12)
+    assert [get_method(free.method, free).lr_at(e) for e in range(3)] == pytest.approx([0.2, 0.1, 0.05], rel=1e-12)
 
 
 def test_fit_applies_the_schedule_to_the_optimizer(digits):
@@ -160,9 +161,9 @@ def test_fit_applies_the_schedule_to_the_optimizer(digits):
     class Spy(type(natural)):
         """Natural training that records the optimiser's lr at every step."""
 
-        def train_batch(self, state, xb, yb):
+        def train_batch(self, state, batch):
             seen.append(state.optimizer.param_groups[0]["lr"])
-            return super().train_batch(state, xb, yb)
+            return super().train_batch(state, batch)
 
     result = fit(_model(digits, width=8), TensorBatches(x, y, 32), cfg, progress=False, method=Spy(cfg))
     assert seen == pytest.approx([0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125], rel=1e-12)

@@ -24,7 +24,7 @@ def test_perturbation_stays_in_eps_ball_across_replays():
     cfg = preset("tiny", method="fast-ard", eps=EPS, replay=4).replace(extra={"temperature": 4.0})
     method = FastARD(cfg, teacher=teacher)
     for _ in range(3):  # three mini-batches (the same one): the perturbation carries over
-        method.train_batch(state, x, y)
+        method.train_batch(state, (x, y))
     assert len(seen) == 12
     dists = [(s - x).abs().amax().item() for s in seen]
     assert all(d <= EPS + 1e-6 for d in dists), dists

@@ -48,11 +48,33 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except Exception as e:  # the parser's own exceptions arrive here in non-standalone mode
+        code = usage_error_exit(e)
+        if code is None:
+            raise
+        sys.exit(code)
+
+
+def usage_error_exit(e: Exception) -> int | None:
+    """Report a command-line parsing error (unknown option or command, missing or malformed value)
+    as one line on stderr and return its exit code (2); ``None`` if ``e`` is not such an error.
+
+    Typer raises click-style exceptions: from click itself in older releases, from its vendored
+    copy in newer ones, so they are recognised by their interface rather than by class.
+    """
+    kind = type(e).__name__
+    if kind == "NoArgsIsHelpError":
+        print(e.ctx.get_help())
+        return 0
+    if kind == "Abort":
+        print("aborted", file=sys.stderr)
+        return 1
+    if kind == "Exit":
+        return int(getattr(e, "exit_code", 0))
+    if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+        return None
+    message = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    print(f"error: {message}{where}", file=sys.stderr)
+    return 2

@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import app
-from .options import config_option, parse_number
+from .options import config_option, console, parse_number
 
-console = Console()
 
 
 # ---------------------------------------------------------------------------- train

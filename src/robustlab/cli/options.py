@@ -5,8 +5,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 
+from ..core import distributed
 from ..core.errors import ConfigError
+
+#: the commands' one console; silent on every torchrun rank but 0, so a DDP run reports once (what
+#: rank 0 reports is the model it saved)
+console = Console(quiet=not distributed.is_main())
 
 
 def parse_number(text: str | float | None, what: str) -> float | None:

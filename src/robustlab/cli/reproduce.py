@@ -5,13 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import app
-from .options import config_option
+from .options import config_option, console
 
-console = Console()
 
 
 @app.command()

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from . import app
+from .options import console
 
 trading_app = typer.Typer(help="Adversarial orders against limit-order-book valuation models (thesis Ch. 3).",
                           no_args_is_help=True)
 app.add_typer(trading_app, name="trading")
-console = Console()
 
 _CLASSES = {"down": 0, "flat": 1, "up": 2}
 

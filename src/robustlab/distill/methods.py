@@ -137,6 +137,8 @@ class TeacherLogits:
 class _Distill(Method):
     """Shared plumbing: settings from ``cfg.extra`` and the frozen teacher."""
 
+    needs_teacher = True
+
     def __init__(self, cfg: TrainConfig, teacher: nn.Module | None = None):
         super().__init__(cfg)
         self.settings = DistillSettings.from_extra(cfg.extra)
@@ -221,7 +223,8 @@ class FastARD(_Distill):
             raise ConfigError("fast-ard supports only teacher_input=clean (the teacher sees the clean batch); "
                               "use --method ard for the adversarial-teacher-input variant")
 
-    def train_batch(self, state: TrainState, x, y):
+    def train_batch(self, state: TrainState, batch):
+        x, y = batch
         target = self.teacher_logits(x)
         alpha = self.settings.kd_alpha
 
@@ -229,4 +232,5 @@ class FastARD(_Distill):
             clean = state.model(x_clean) if alpha < 1 else None
             return self.objective(logits, target, y_, clean)
 
-        return free_replay(state, x, y, loss_of_logits, self.cfg.replay, self.cfg.eps, self.cfg.norm)
+        return free_replay(state, x, y, loss_of_logits, self.cfg.replay, self.cfg.eps, self.cfg.norm,
+                           regularized=lambda loss: self.regularized(state, loss))

@@ -6,14 +6,22 @@ import platform
 import sys
 
 
+def package_version() -> str:
+    """robustlab's installed version (package metadata); "unknown" when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("robustlab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def environment_info() -> dict:
     import numpy
     import torch
 
-    from ... import __version__
-
     info = {
-        "robustlab": __version__,
+        "robustlab": package_version(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 
 
+OPTIMIZERS = ("sgd", "adam")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; saved with every checkpoint.
@@ -35,6 +38,10 @@ class TrainConfig:
     augment: bool | str | None = None  # None: the dataset decides; or none/flip/crop/crop+flip
     model_width: int | None = None  # width override for small models (mlp, small-cnn)
     sync_bn: bool = False           # convert batch norm to SyncBatchNorm under DDP
+    optimizer: str = "sgd"          # sgd (thesis §4.7) or adam (meta-learning, Ch. 5)
+    regularizer: str | None = None  # a registered regulariser added to every method's loss (e.g. norm-bias)
+    regularizer_coef: float = 0.0
+    regularizer_options: dict = field(default_factory=dict)
     seed: int = 0
     data_dir: str | None = None
     device: str = "auto"
@@ -50,11 +57,15 @@ class TrainConfig:
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}; pass e.g. --steps 10"),
             (self.replay >= 1, f"replay must be >= 1, got {self.replay}"),
             (self.norm in ("linf", "l2"), f"norm must be linf or l2, got {self.norm!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if self.regularizer:
+            from .regularizers import get_regularizer
+            get_regularizer(self.regularizer)  # validates the name
         if self.augment is not None:
             from ..data.augment import augment_mode
             augment_mode(self.augment)  # validates

@@ -7,6 +7,7 @@ attacks go through the unwrapped module, and only rank 0 writes.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,15 +36,131 @@ class FitResult:
 
 
 def schedule(cfg: TrainConfig) -> tuple[int, tuple[int, ...]]:
-    """Epochs and milestones actually run: divided by m for replay methods (thesis §4.7)."""
-    divisor = cfg.replay if get_method(cfg.method, cfg).epoch_divisor_option == "replay" else 1
-    epochs = max(1, math.ceil(cfg.epochs / divisor))
-    return epochs, tuple(max(1, m // divisor) for m in cfg.milestones)
+    """Epochs and milestones ``cfg`` actually runs (the method's :meth:`~Method.schedule`)."""
+    return get_method(cfg.method, cfg).schedule()
 
 
-def lr_at(cfg: TrainConfig, epoch: int, milestones: tuple[int, ...]) -> float:
-    """Piecewise-constant schedule: lr × gamma^(number of milestones reached)."""
-    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in milestones)
+def to_device(batch, device: torch.device):
+    """Move a batch of any shape to ``device``: tensors, tuples/lists/dicts of batches, dataclasses
+    of tensors, or objects with a ``.to(device)`` method (an episode, say)."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(b, device) for b in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    if dataclasses.is_dataclass(batch):
+        return dataclasses.replace(batch, **{f.name: to_device(getattr(batch, f.name), device)
+                                             for f in dataclasses.fields(batch)})
+    return batch
+
+
+class EpochMetrics:
+    """Sums a method's per-batch metrics over an epoch (and over ranks).
+
+    A method returns ``{"loss": mean, "n": batch size, "correct": count, ...}``; means are
+    weighted by ``n``, ``correct`` is a count, and the record has ``train_<key>`` for each key
+    (``train_acc`` = correct / n).
+    """
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.seen = 0.0
+
+    def add(self, metrics: dict, epoch: int) -> float:
+        loss = float(metrics["loss"])
+        if not math.isfinite(loss):
+            raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {loss}); lower --lr")
+        n = float(metrics.get("n", 1))
+        for key, value in metrics.items():
+            if key != "n":
+                self.sums[key] = self.sums.get(key, 0.0) + (float(value) if key == "correct" else float(value) * n)
+        self.seen += n
+        return loss
+
+    def record(self, device: torch.device) -> dict[str, float]:
+        keys = sorted(self.sums)
+        *values, seen = D.sum_across_ranks(*(self.sums[k] for k in keys), self.seen, device=device)
+        out = {"train_loss": values[keys.index("loss")] / max(seen, 1)} if "loss" in keys else {}
+        for key, value in zip(keys, values):
+            if key == "correct":
+                out["train_acc"] = value / max(seen, 1)
+            elif key != "loss":
+                out[f"train_{key}"] = value / max(seen, 1)
+        return out
+
+
+def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None = None,
+        resume: bool = False, meta: dict | None = None, progress: bool = True,
+        on_epoch_end: Callable[[nn.Module, int], dict] | None = None, method=None) -> FitResult:
+    """Train ``model`` on the batch source ``train`` with a method; see the module docstring.
+
+    ``train`` yields batches of any kind (``len(train)`` of them per epoch, from
+    ``train.batches(epoch, generator)``); the method (``method``, else ``get_method(cfg.method,
+    cfg)``) chooses its optimiser and schedule and turns each batch into one update and a metrics
+    dict. ``on_epoch_end(model, epoch) -> metrics`` (e.g. test accuracy) is recorded in the
+    history and the checkpoint sidecar.
+    """
+    device = D.local_device(cfg.device)
+    distributed = D.init_from_env(device)
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    method = method or get_method(cfg.method, cfg)
+    epochs, _ = method.schedule()
+    module, wrapped = _wrap(model, cfg, device, distributed)
+    optimizer = method.configure_optimizer(module.parameters())
+    generator = torch.Generator().manual_seed(cfg.seed + 1000 * D.rank())
+    state = TrainState(wrapped, module, optimizer, generator, device)
+    out = Path(out_dir) if out_dir is not None else None
+    result = FitResult(module)
+    start = 0
+    if out is not None and resume and (out / CHECKPOINT).exists():
+        start, result.history = _resume(out / CHECKPOINT, module, optimizer, generator, state, cfg)
+        result.resumed_from_epoch = start
+
+    for epoch in range(start, epochs):
+        record = _train_epoch(method, state, train, epoch, epochs, progress)
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(module, epoch))
+        result.history.append(record)
+        if out is not None and D.is_main():
+            result.checkpoint = _save(out / CHECKPOINT, module, optimizer, generator, state, cfg, epoch + 1,
+                                      result.history, meta or {})
+        D.barrier()
+    if out is not None and D.is_main():
+        result.checkpoint = save_checkpoint(out / FINAL, module, _sidecar(cfg, epochs, result.history, meta or {}))
+    return result
+
+
+def _wrap(model: nn.Module, cfg: TrainConfig, device: torch.device, distributed: bool):
+    """(plain module, what the loss runs through): DDP under torchrun, the module itself otherwise."""
+    if not distributed:
+        return model, model
+    if cfg.sync_bn and device.type != "cuda":
+        raise ConfigError("--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); on CPU leave it "
+                          "off: DDP broadcasts rank 0's batch-norm buffers at every forward")
+    module = nn.SyncBatchNorm.convert_sync_batchnorm(model) if cfg.sync_bn else model
+    ids = [device.index] if device.type == "cuda" else None
+    return module, nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def _train_epoch(method, state: TrainState, train, epoch: int, epochs: int, progress: bool) -> dict:
+    """One pass over ``train``: the method's update per batch; returns the epoch's record."""
+    lr = method.lr_at(epoch)
+    for g in state.optimizer.param_groups:
+        g["lr"] = lr
+    state.model.train()
+    t0 = time.perf_counter()
+    metrics = EpochMetrics()
+    with _progress(progress and D.is_main(), f"epoch {epoch + 1}/{epochs} [{method.name}]", len(train)) as advance:
+        for batch in train.batches(epoch, state.generator):
+            loss = metrics.add(method.train_batch(state, to_device(batch, state.device)), epoch)
+            advance(loss)
+    return {"epoch": epoch + 1, "lr": lr, **metrics.record(state.device), "seconds": time.perf_counter() - t0}
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -65,71 +182,6 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None = None,
-        resume: bool = False, meta: dict | None = None, progress: bool = True,
-        on_epoch_end: Callable[[nn.Module, int], dict] | None = None, method=None) -> FitResult:
-    """Train ``model`` on ``train`` (a BatchSource) with ``cfg.method``; see the module docstring.
-
-    ``on_epoch_end(model, epoch) -> metrics`` (e.g. test accuracy) is recorded in the history
-    and the checkpoint sidecar. ``method`` overrides ``get_method(cfg.method, cfg)`` for methods
-    that need more than the config (a teacher model, say).
-    """
-    device = D.local_device(cfg.device)
-    distributed = D.init_from_env(device)
-    torch.manual_seed(cfg.seed)
-    model.to(device)
-    method = method or get_method(cfg.method, cfg)
-    epochs, milestones = schedule(cfg)
-    module = model
-    if distributed:
-        if cfg.sync_bn and device.type != "cuda":
-            raise ConfigError("--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); on CPU leave it "
-                              "off: DDP broadcasts rank 0's batch-norm buffers at every forward")
-        if cfg.sync_bn:
-            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        wrapped = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        wrapped = module
-    optimizer = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed + 1000 * D.rank())
-    state = TrainState(wrapped, module, optimizer, generator, device)
-    out = Path(out_dir) if out_dir is not None else None
-    result = FitResult(module)
-    start = 0
-    if out is not None and resume and (out / CHECKPOINT).exists():
-        start, result.history = _resume(out / CHECKPOINT, module, optimizer, generator, state, cfg)
-        result.resumed_from_epoch = start
-
-    for epoch in range(start, epochs):
-        lr = lr_at(cfg, epoch, milestones)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        wrapped.train()
-        t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        with _progress(progress and D.is_main(), f"epoch {epoch + 1}/{epochs} [{method.name}]", len(train)) as advance:
-            for x, y in train.batches(epoch, generator):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                loss, ok = method.train_batch(state, x, y)
-                if not math.isfinite(loss):
-                    raise ConfigError(f"training diverged at epoch {epoch + 1} (loss {loss}); lower --lr")
-                loss_sum, correct, seen = loss_sum + loss * len(y), correct + ok, seen + len(y)
-                advance(loss)
-        loss_sum, correct, seen = D.sum_across_ranks(loss_sum, correct, seen, device=device)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                  "train_acc": correct / max(seen, 1), "seconds": time.perf_counter() - t0}
-        if on_epoch_end is not None:
-            record.update(on_epoch_end(module, epoch))
-        result.history.append(record)
-        if out is not None and D.is_main():
-            result.checkpoint = _save(out / CHECKPOINT, module, optimizer, generator, state, cfg, epoch + 1,
-                                      result.history, meta or {})
-        D.barrier()
-    if out is not None and D.is_main():
-        result.checkpoint = save_checkpoint(out / FINAL, module, _sidecar(cfg, epochs, result.history, meta or {}))
-    return result
-
-
 def _sidecar(cfg: TrainConfig, epoch: int, history: list[dict], meta: dict) -> dict:
     return {"model": cfg.model, "config": cfg.to_dict(), "seed": cfg.seed, "epoch": epoch,
             "metrics": history[-1] if history else {}, "history": history,
@@ -146,7 +198,8 @@ def _save(path, module, optimizer, generator, state, cfg, epoch, history, meta) 
 
 def _resume(path, module, optimizer, generator, state, cfg) -> tuple[int, list[dict]]:
     tensors, meta = load_checkpoint(path)
-    saved = meta.get("config", {})
+    # options a checkpoint predates were at their defaults when it was written
+    saved = {**TrainConfig().to_dict(), **meta.get("config", {})}
     mine = cfg.to_dict()
     differs = sorted(k for k in mine if k not in ("device", "epochs") and saved.get(k) != mine[k])
     if differs:

@@ -6,6 +6,7 @@ wrapper under torchrun) and ``module`` the plain network that attacks differenti
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 from ..attacks import PGD
 from ..registry import Registry
 from .config import TrainConfig
+from .regularizers import regularizer_term
 
 
 @dataclass
@@ -28,26 +30,67 @@ class TrainState:
 
 
 class Method:
-    """Base: ``loss(state, x, y)`` for one gradient step; override ``train_batch`` for more."""
+    """Base of every training method: how one batch updates the model (thesis §2.2 and on).
+
+    The loop (:func:`~robustlab.core.train.loop.fit`) asks a method for its optimiser
+    (:meth:`configure_optimizer`), its learning rate per epoch (:meth:`lr_at`) and, for each batch
+    its source yields, one update (:meth:`train_batch`) returning a metrics dict. A batch is
+    whatever the source yields (``(x, y)``, an episode, a window batch), already on the device.
+    Methods on ``(x, y)`` batches only implement :meth:`loss`.
+    """
 
     name = "method"
+    #: a registry fact: the method distils from a frozen teacher model (KD, ARD, Fast-ARD)
+    needs_teacher = False
     #: training runs for epochs / epoch_divisor (free AT's N/m epochs, thesis §4.7)
     epoch_divisor_option: str | None = None
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
 
+    # ------------------------------------------------------------------ schedule
+    def epoch_divisor(self) -> int:
+        return int(getattr(self.cfg, self.epoch_divisor_option)) if self.epoch_divisor_option else 1
+
+    def schedule(self) -> tuple[int, tuple[int, ...]]:
+        """Epochs and milestones actually run: both divided by m for replay methods (thesis §4.7)."""
+        d = self.epoch_divisor()
+        epochs = max(1, math.ceil(self.cfg.epochs / d))
+        return epochs, tuple(max(1, m // d) for m in self.cfg.milestones)
+
+    def lr_at(self, epoch: int) -> float:
+        """Piecewise-constant schedule: lr × gamma^(number of milestones reached) (thesis §4.7)."""
+        _, milestones = self.schedule()
+        return self.cfg.lr * self.cfg.lr_gamma ** sum(epoch >= m for m in milestones)
+
+    def configure_optimizer(self, params) -> torch.optim.Optimizer:
+        """SGD with momentum and weight decay (thesis §4.7) or Adam (``cfg.optimizer``), at ``cfg.lr``."""
+        c = self.cfg
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+    # ------------------------------------------------------------------ one update
     def loss(self, state: TrainState, x, y) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         """Returns (scalar loss, logits on the inputs the model was trained on)."""
         raise NotImplementedError
 
-    def train_batch(self, state: TrainState, x, y) -> tuple[float, int]:
-        """One optimiser step; returns (loss, number of correctly classified training inputs)."""
-        loss, logits = self.loss(state, x, y)
+    def regularized(self, state: TrainState, loss: torch.Tensor) -> torch.Tensor:
+        """``loss`` plus the configured regulariser's term (e.g. norm-bias, eq. 6.3), if any."""
+        return loss + regularizer_term(state.module, self.cfg)
+
+    def step(self, state: TrainState, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` (plus the regulariser)."""
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.regularized(state, loss).backward()
         state.optimizer.step()
-        return loss.item(), int((logits.argmax(1) == y).sum())
+
+    def train_batch(self, state: TrainState, batch) -> dict[str, float]:
+        """One update on an ``(x, y)`` batch; returns ``{"loss", "correct", "n"}`` (see :func:`fit`)."""
+        x, y = batch
+        loss, logits = self.loss(state, x, y)
+        self.step(state, loss)
+        return batch_metrics(loss, logits, y)
 
     def attack_seed(self, state: TrainState) -> int:
         """A seed drawn from the run's generator, so attacks inside training are reproducible."""
@@ -57,6 +100,12 @@ class Method:
         c = self.cfg
         return PGD(state.module, eps=c.eps, alpha=c.alpha, steps=c.steps, norm=c.norm,
                    random_start=True, keep_best=False, seed=self.attack_seed(state), loss_fn=loss_fn)
+
+
+def batch_metrics(loss: torch.Tensor | float, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The loop's standard metrics for a classification batch: mean loss, correct count, size."""
+    value = loss.item() if torch.is_tensor(loss) else float(loss)
+    return {"loss": value, "correct": int((logits.argmax(1) == y).sum()), "n": len(y)}
 
 
 _METHODS: Registry[type] = Registry("training method")
@@ -128,35 +177,38 @@ class TRADES(Method):
         return F.cross_entropy(logits, y) + self.cfg.trades_beta * robust, logits
 
 
-def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float, norm: str = "linf"):
+def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float, norm: str = "linf",
+                regularized=None) -> dict[str, float]:
     """Free adversarial training's replay [Shafahi et al. 2019] (thesis §4.5, Algorithm 2).
 
     Each mini-batch is replayed ``replay`` times; one backward pass gives both the parameter
     gradient (optimiser step) and the input gradient (an ε-sized ascent step on the persistent
     perturbation, projected back into the ε-ball and the [0, 1] box). The perturbation is carried
-    across replays and mini-batches in ``state.buffers["free_delta"]``. Returns (loss, correct)
-    of the last replay.
+    across replays and mini-batches in ``state.buffers["free_delta"]``, a full-batch-size buffer:
+    a short final batch uses (and updates) its first rows and leaves the rest for the next epoch,
+    as the authors' code does. Returns the metrics of the last replay.
     """
     from ..attacks.base import ThreatModel
 
     threat = ThreatModel(eps, norm)
-    delta = state.buffers.get("free_delta")
-    if delta is None or delta.shape[1:] != x.shape[1:]:
-        delta = torch.zeros_like(x)
-    if delta.shape[0] < x.shape[0]:
-        delta = torch.cat([delta, torch.zeros_like(x[: x.shape[0] - delta.shape[0]])])
-    delta = delta[: x.shape[0]]
+    buffer = state.buffers.get("free_delta")
+    if buffer is None or buffer.shape[1:] != x.shape[1:]:
+        buffer = torch.zeros_like(x)
+    if buffer.shape[0] < x.shape[0]:
+        buffer = torch.cat([buffer, torch.zeros_like(x[: x.shape[0] - buffer.shape[0]])])
+    b = x.shape[0]
+    delta = buffer[:b]
     for _ in range(replay):
         x_adv = threat.project(x + delta, x).requires_grad_(True)
         logits = state.model(x_adv)
         loss = loss_of_logits(logits, x, y)
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (regularized(loss) if regularized is not None else loss).backward()
         x_new = threat.project(x_adv.detach() + eps * threat.ascent_direction(x_adv.grad), x)
         state.optimizer.step()
         delta = x_new - x
-    state.buffers["free_delta"] = delta.detach()
-    return loss.item(), int((logits.argmax(1) == y).sum())
+    state.buffers["free_delta"] = torch.cat([delta.detach(), buffer[b:]]) if b < buffer.shape[0] else delta.detach()
+    return batch_metrics(loss, logits, y)
 
 
 @register_method("free-at")
@@ -165,6 +217,8 @@ class FreeAdversarialTraining(Method):
 
     epoch_divisor_option = "replay"
 
-    def train_batch(self, state, x, y):
+    def train_batch(self, state, batch):
+        x, y = batch
         return free_replay(state, x, y, lambda logits, _x, y_: F.cross_entropy(logits, y_),
-                           self.cfg.replay, self.cfg.eps, self.cfg.norm)
+                           self.cfg.replay, self.cfg.eps, self.cfg.norm,
+                           regularized=lambda loss: self.regularized(state, loss))
