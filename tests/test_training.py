@@ -116,7 +116,7 @@ def test_resumed_run_is_bit_identical_to_uninterrupted(digits, tmp_path, method,
     if method == "free-at":
         t_full, _ = load_checkpoint(tmp_path / "full" / CHECKPOINT)
         t_res, _ = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
-        assert torch.equal(t_full["buffer.free_delta"], t_res["buffer.free_delta"])
+        assert torch.equal(t_full["rank0.buffer.free_delta"], t_res["rank0.buffer.free_delta"])
 
 
 def test_resume_without_checkpoint_starts_fresh(digits, tmp_path):

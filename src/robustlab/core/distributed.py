@@ -18,8 +18,29 @@ def init_from_env(device: torch.device | None = None) -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     backend = "nccl" if (device is not None and device.type == "cuda") else "gloo"
-    dist.init_process_group(backend=backend)
+    store = _attempt_store()
+    if store is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]),
+                                world_size=int(os.environ["WORLD_SIZE"]))
     return True
+
+
+def _attempt_store():
+    """torchrun's agent store, seen through a namespace of its own for each restart attempt.
+
+    With torchrun's default (static) rendezvous the agent keeps one store across worker restarts
+    (``--max-restarts``), so workers restarted after a failure read the dead workers' addresses
+    from it and fail or hang while connecting; a per-attempt prefix gives each attempt clean keys.
+    ``None`` outside torchrun's agent store (plain env:// rendezvous).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          int(os.environ["WORLD_SIZE"]), is_master=False)
+    return dist.PrefixStore(f"robustlab/attempt_{attempt}", agent)
 
 
 def is_distributed() -> bool:
@@ -46,6 +67,16 @@ def sum_across_ranks(*values: float | int, device: torch.device | None = None) -
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device or "cpu")
     dist.all_reduce(t)
     return t.tolist()
+
+
+def gather_to_main(obj):
+    """Every rank's ``obj`` (picklable, CPU tensors) as a list on rank 0, ``None`` on the others;
+    ``[obj]`` when not distributed. For per-rank state that only rank 0 writes to disk."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size() if is_main() else None
+    dist.gather_object(obj, out, dst=0)
+    return out
 
 
 def shard(n: int) -> slice:

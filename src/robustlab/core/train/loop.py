@@ -127,9 +127,11 @@ def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None
         if on_epoch_end is not None:
             record.update(on_epoch_end(module, epoch))
         result.history.append(record)
-        if out is not None and D.is_main():
-            result.checkpoint = _save(out / CHECKPOINT, module, optimizer, generator, state, cfg, epoch + 1,
-                                      result.history, meta or {})
+        if out is not None:
+            ranks = D.gather_to_main(_rank_state(generator, state))  # every rank's RNG and method buffers
+            if D.is_main():
+                result.checkpoint = _save(out / CHECKPOINT, module, optimizer, ranks, cfg, epoch + 1,
+                                          result.history, meta or {})
         D.barrier()
     if out is not None and D.is_main():
         result.checkpoint = save_checkpoint(out / FINAL, module, _sidecar(cfg, epochs, result.history, meta or {}))
@@ -188,12 +190,23 @@ def _sidecar(cfg: TrainConfig, epoch: int, history: list[dict], meta: dict) -> d
             "versions": environment_info(), **meta}
 
 
-def _save(path, module, optimizer, generator, state, cfg, epoch, history, meta) -> Path:
+def _rank_state(generator: torch.Generator, state: TrainState) -> dict[str, torch.Tensor]:
+    """This rank's own training state: its RNG (each rank seeds its own), the method's buffers, and
+    its module buffers — under DDP each rank's batch-norm statistics drift from rank 0's between
+    broadcasts, and attacks run through the local module in eval mode, so they matter for resume."""
+    out = {"rng.train": generator.get_state()}
+    out.update({f"buffer.{k}": v.detach().cpu() for k, v in state.buffers.items()})
+    if D.is_distributed():
+        out.update({f"module.{k}": v.detach().cpu() for k, v in state.module.named_buffers()})
+    return out
+
+
+def _save(path, module, optimizer, ranks: list[dict], cfg, epoch, history, meta) -> Path:
     tensors, opt_meta = _optimizer_tensors(optimizer)
-    tensors["rng.train"] = generator.get_state()
-    for k, v in state.buffers.items():
-        tensors[f"buffer.{k}"] = v
-    return save_checkpoint(path, module, {**_sidecar(cfg, epoch, history, meta), "optimizer": opt_meta}, tensors)
+    for r, rank_tensors in enumerate(ranks):
+        tensors.update({f"rank{r}.{k}": v for k, v in rank_tensors.items()})
+    sidecar = {**_sidecar(cfg, epoch, history, meta), "optimizer": opt_meta, "world_size": len(ranks)}
+    return save_checkpoint(path, module, sidecar, tensors)
 
 
 def _resume(path, module, optimizer, generator, state, cfg) -> tuple[int, list[dict]]:
@@ -205,12 +218,24 @@ def _resume(path, module, optimizer, generator, state, cfg) -> tuple[int, list[d
     if differs:
         raise CheckpointError(f"{path} was made with different options ({', '.join(differs)}); resume with "
                               "the same options or start a new --out directory")
+    world = int(meta.get("world_size", 1))
+    if world != D.world_size():
+        raise CheckpointError(f"{path} was written by {world} process(es), this run has {D.world_size()}; "
+                              f"resume with --nproc_per_node {world} (each rank's RNG state is in the checkpoint)")
     load_weights_into(module, tensors, meta, cfg.model, path)
     _restore_optimizer(optimizer, tensors, meta["optimizer"])
-    generator.set_state(tensors["rng.train"])
+    mine_prefix = f"rank{D.rank()}."
+    if "rng.train" in tensors:  # written before per-rank state: rank 0's alone
+        tensors = {**tensors, **{f"rank0.{k}": v for k, v in tensors.items() if k.startswith(("rng.", "buffer."))}}
+    generator.set_state(tensors[mine_prefix + "rng.train"])
     for k, v in tensors.items():
-        if k.startswith("buffer."):
-            state.buffers[k[len("buffer."):]] = v.to(state.device)
+        if k.startswith(mine_prefix + "buffer."):
+            state.buffers[k[len(mine_prefix + "buffer."):]] = v.to(state.device)
+    own = {k[len(mine_prefix + "module."):]: v for k, v in tensors.items() if k.startswith(mine_prefix + "module.")}
+    if own:
+        with torch.no_grad():
+            for name, buf in module.named_buffers():
+                buf.copy_(own[name])
     return int(meta["epoch"]), list(meta.get("history", []))
 
 
