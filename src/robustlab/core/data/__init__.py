@@ -6,6 +6,9 @@
 from .datasets import Dataset, get_dataset, list_datasets, register_dataset
 from .augment import random_crop_flip
 from .batches import BatchSource, TensorBatches
+from .episodes import (Episode, EpisodeSampler, FewShotData, get_fewshot_dataset, list_fewshot_datasets,
+                       register_fewshot_dataset)
 
 __all__ = ["Dataset", "get_dataset", "list_datasets", "register_dataset", "random_crop_flip",
-           "BatchSource", "TensorBatches"]
+           "BatchSource", "TensorBatches", "Episode", "EpisodeSampler", "FewShotData",
+           "get_fewshot_dataset", "list_fewshot_datasets", "register_fewshot_dataset"]

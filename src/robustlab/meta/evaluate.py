@@ -1,0 +1,117 @@
+"""Few-shot evaluation (thesis §5.3): natural and robust accuracy over test episodes with 95% CIs.
+
+The head is fitted on the clean support of each episode; attacks perturb only the query, through
+:class:`~.learners.EpisodeClassifier`, with the core's attacks (labels as in the core suites:
+``pgd-20``, ``pgd-20x20``, ``mifgsm-20``, ``deepfool``, ...). Robust accuracy counts a query only if
+it is classified correctly both clean and attacked, as in the core. :func:`masking_checks` runs
+the core's gradient-masking checks, unchanged, on a few episodes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..core.attacks.base import ThreatModel
+from ..core.evaluate import evaluate as core_evaluate
+from ..core.evaluate.suites import parse_suite
+from .learners import EpisodeClassifier
+
+Z95 = 1.959964
+
+
+def mean_ci(per_episode: list[float]) -> dict:
+    """Mean and the half-width of its normal 95% interval (1.96·sd/√n, sd with n−1)."""
+    n = len(per_episode)
+    m = sum(per_episode) / n
+    sd = math.sqrt(sum((a - m) ** 2 for a in per_episode) / (n - 1)) if n > 1 else 0.0
+    return {"mean": m, "ci95": Z95 * sd / math.sqrt(n), "episodes": n}
+
+
+def _adapt(learner, ep, support_attack=None):
+    if support_attack is not None:
+        return learner.adapt(ep.support_x, ep.support_y, ep.way, support_attack=support_attack, meta_grad=False)
+    with torch.no_grad():
+        return learner.adapt(ep.support_x, ep.support_y, ep.way)
+
+
+def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: str | list[str] = "pgd-20",
+                       norm: str = "linf", seed: int = 0, device=None, support_attack=None) -> dict:
+    """Per-attack mean accuracy ± 95% CI over ``episodes`` test episodes (batches of ``sampler.tasks``).
+
+    Also returns solver facts recorded by the head (SVM iterations, KKT residual, convergence) and
+    whether every attack output stayed in the ε-ball and the [0, 1] box.
+    """
+    specs = parse_suite(attacks) if attacks else []
+    device = device or next(learner.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    threat = ThreatModel(eps, norm)
+    was = learner.training
+    learner.eval()
+    per = {"natural": [], **{s.label: [] for s in specs}}
+    facts: dict[str, list] = {}
+    outside, done, b = 0, 0, 0
+    try:
+        while done < episodes:
+            ep = sampler.sample(gen).to(device)
+            adapted = _adapt(learner, ep, support_attack)
+            for k, v in adapted.info.items():
+                facts.setdefault(k, []).append(v)
+            model = EpisodeClassifier(learner, adapted, ep.tasks)
+            qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
+            with torch.no_grad():
+                nat = model(qx).argmax(-1) == qy
+            _record(per["natural"], nat, ep.tasks)
+            for spec in specs:
+                x_adv = spec.build(model, eps, norm, seed + 7919 * b)(qx, qy)
+                outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
+                with torch.no_grad():
+                    ok = nat & (model(x_adv).argmax(-1) == qy)
+                _record(per[spec.label], ok, ep.tasks)
+            done += ep.tasks
+            b += 1
+    finally:
+        learner.train(was)
+    return {"accuracy": {k: mean_ci(v[:episodes]) for k, v in per.items()}, "eps": eps, "norm": norm,
+            "attack_outputs_outside_threat_model": outside, "solver": _summarise(facts),
+            "way": sampler.way, "shot": sampler.shot, "query": sampler.query}
+
+
+def _record(store: list[float], correct: torch.Tensor, tasks: int) -> None:
+    store.extend(correct.view(tasks, -1).float().mean(1).tolist())
+
+
+def _summarise(facts: dict[str, list]) -> dict:
+    out = {}
+    for k, v in facts.items():
+        if v and all(isinstance(a, bool) for a in v):
+            out[k] = all(v)
+        elif v and all(isinstance(a, (int, float)) for a in v):
+            out[k + "_max"] = max(v)
+            out[k + "_mean"] = sum(v) / len(v)
+    return out
+
+
+def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: str = "quick", seed: int = 0,
+                   device=None) -> dict:
+    """The core's gradient-masking checks on ``episodes`` test episodes' queries (head fitted once each).
+
+    Returns the failed checks per episode batch and the union of their names.
+    """
+    device = device or next(learner.parameters()).device
+    gen = torch.Generator().manual_seed(seed + 1)
+    was = learner.training
+    learner.eval()
+    failed: list[list[str]] = []
+    try:
+        for _ in range(max(1, episodes // sampler.tasks)):
+            ep = sampler.sample(gen).to(device)
+            model = EpisodeClassifier(learner, _adapt(learner, ep), ep.tasks)
+            qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
+            # one chunk = one batch of whole tasks, so every chunk the core slices is a set of complete episodes
+            res = core_evaluate(model, qx, qy, eps=eps, suite=suite, batch_size=len(qx), seed=seed)
+            failed.append([c.name for c in res.failed_checks])
+    finally:
+        learner.train(was)
+    return {"episodes_checked": len(failed) * sampler.tasks, "failed": sorted({n for f in failed for n in f}),
+            "per_batch": failed}
