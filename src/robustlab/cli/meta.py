@@ -1,0 +1,148 @@
+"""`robustlab meta train | eval | demo`: robust few-shot learning (thesis Chapter 5)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+from .options import config_option, parse_number
+
+meta_app = typer.Typer(help="Robust few-shot meta-learning: ProtoNet, R2-D2, MetaOptNet-SVM, MAML; Adversarial "
+                            "Querying (thesis Ch. 5).", no_args_is_help=True)
+app.add_typer(meta_app, name="meta")
+console = Console()
+
+
+def _print(rows: dict) -> None:
+    for name, r in rows.items():
+        acc = ", ".join(f"{k} {100 * v['mean']:.2f}% ± {100 * v['ci95']:.2f}" for k, v in r["accuracy"].items())
+        console.print(f"{name}: {acc}")
+        failed = r.get("masking_checks", {}).get("failed", [])
+        if failed:
+            console.print(f"[yellow]warning[/yellow] ({name}) failed masking checks: {', '.join(failed)}")
+        if r.get("solver"):
+            console.print(f"  solver: {r['solver']}")
+
+
+@meta_app.command("train")
+def train(
+    config: Optional[Path] = config_option(),
+    head: str = typer.Option("r2d2", help="protonet, r2d2 (ridge), svm (MetaOptNet) or maml."),
+    method: str = typer.Option("meta-aq", help="meta-natural (Alg. 3), meta-aq (Alg. 5), meta-trades, adml, at-transfer."),
+    dataset: Optional[str] = typer.Option(None, help="glyphs (offline default), omniglot, cifar-fs, mini-imagenet."),
+    backbone: Optional[str] = typer.Option(None, help="conv4, r2d2-net or resnet12 (core model registry)."),
+    scale: str = typer.Option("tiny", help="tiny (CPU minutes) or paper (thesis §5.3 settings)."),
+    way: Optional[int] = typer.Option(None, help="Classes per training episode."),
+    shot: Optional[int] = typer.Option(None, help="Support images per class in training episodes."),
+    query: Optional[int] = typer.Option(None, help="Query images per class in training episodes."),
+    tasks: Optional[int] = typer.Option(None, help="Episodes per optimiser step."),
+    episodes_per_epoch: Optional[int] = typer.Option(None, help="Episode batches per epoch."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (outer loop)."),
+    eps: Optional[str] = typer.Option(None, help="ℓ∞ radius, e.g. 8/255 (default per dataset; see docs/meta.md)."),
+    alpha: Optional[str] = typer.Option(None, help="Training PGD step size (default eps/4)."),
+    steps: Optional[int] = typer.Option(None, help="Training PGD steps (thesis: 7)."),
+    trades_beta: Optional[float] = typer.Option(None, help="meta-TRADES coefficient 1/λ."),
+    width: Optional[int] = typer.Option(None, help="Conv-4 channels (tiny: 32; the reference: 64)."),
+    denoise_after: Optional[str] = typer.Option(None, help="Stages followed by a feature-denoising block, e.g. 4 or 2,4."),
+    rotations: Optional[bool] = typer.Option(None, "--rotations/--no-rotations", help="Omniglot-style 90° rotations as new classes."),
+    first_order: Optional[bool] = typer.Option(None, "--first-order/--second-order", help="MAML gradient order."),
+    fc_only: Optional[bool] = typer.Option(None, "--fc-only/--all-layers", help="MAML fine-tunes the last layer only (§5.4.1)."),
+    inner_steps: Optional[int] = typer.Option(None, help="MAML inner steps in training."),
+    inner_lr: Optional[float] = typer.Option(None, help="MAML inner learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the dataset's archives live."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1 at tiny scale)."),
+    test_episodes: Optional[int] = typer.Option(None, help="Test episodes for the final evaluation (0: skip)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/meta-<dataset>-<head>-<method>)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+):
+    """Meta-train a few-shot learner; evaluate it on meta-test episodes; write results.json + report.md."""
+    from ..core.io import write_json, write_text
+    from ..meta.report import evaluate_learner, markdown
+    from ..meta.run import load_data, meta_config, train_meta
+    from ..reproduce.runner import tiny_threads
+
+    tiny_threads(scale, threads)
+    denoise = [int(s) for s in denoise_after.split(",") if s.strip()] if denoise_after else None
+    extra = dict(head=head, way=way, shot=shot, query=query, tasks=tasks, episodes_per_epoch=episodes_per_epoch,
+                 denoise_after=denoise, rotations=rotations, first_order=first_order, fc_only=fc_only,
+                 inner_steps=inner_steps, inner_lr=inner_lr, test_episodes=test_episodes)
+    cfg = meta_config(scale, method=method, extra=extra, dataset=dataset, model=backbone, epochs=epochs, lr=lr,
+                      eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps,
+                      trades_beta=trades_beta, model_width=width, seed=seed,
+                      data_dir=str(data_dir) if data_dir else None)
+    out = out or Path(f"runs/meta-{cfg.dataset}-{head}-{method}")
+    data = load_data(cfg)
+    console.print(f"meta-training {head} ({cfg.model}) with {method} on {data.source} → {out}")
+    learner, summary = train_meta(cfg, out, resume=resume, data=data)
+    if cfg.extra["test_episodes"]:
+        res = evaluate_learner(learner, cfg, data, seed=cfg.seed)
+        summary["evaluation"] = res
+        write_json(out / "results.json", summary)
+        write_text(out / "report.md", markdown(f"{head} / {method} on {cfg.dataset}", {f"{head} {method}": res}))
+        _print({f"{head} {method}": res})
+    console.print(f"wrote {out / 'results.json'}")
+
+
+@meta_app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="model.safetensors written by `robustlab meta train`."),
+    attacks: str = typer.Option("pgd-20", help="Core attack labels, e.g. pgd-20,pgd-20x20,mifgsm-20,deepfool."),
+    eps: Optional[str] = typer.Option(None, help="ℓ∞ radius (default: the training run's)."),
+    episodes: int = typer.Option(1000, help="Test episodes (thesis: 1,000)."),
+    way: Optional[int] = typer.Option(None, help="Classes per test episode."),
+    shot: Optional[int] = typer.Option(None, help="Support images per class."),
+    query: Optional[int] = typer.Option(None, help="Query images per class."),
+    adv_finetune: bool = typer.Option(False, help="MAML: 7-step PGD adversarial fine-tuning on the support (Table 5.3)."),
+    checks: int = typer.Option(4, help="Episodes for the core's gradient-masking checks (0: skip)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the dataset's archives live."),
+    seed: int = typer.Option(0, help="Seed of the test episodes and attacks."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    out: Optional[Path] = typer.Option(None, help="Where to write eval.json + eval.md (default: beside the checkpoint)."),
+):
+    """Natural and robust few-shot accuracy of a trained learner over meta-test episodes (95% CIs)."""
+    from ..core.io import write_json, write_text
+    from ..meta.adversarial_finetune import support_pgd
+    from ..meta.report import evaluate_learner, markdown
+    from ..meta.run import load_data, load_learner
+    from ..reproduce.runner import tiny_threads
+
+    tiny_threads("tiny", threads)
+    learner, cfg, meta = load_learner(checkpoint)
+    extra = {**cfg.extra, **{k: v for k, v in dict(test_way=way, test_shot=shot, test_query=query).items() if v}}
+    cfg = cfg.replace(extra=extra, data_dir=str(data_dir) if data_dir else cfg.data_dir)
+    data = load_data(cfg)
+    eps_v = parse_number(eps, "eps") if eps is not None else cfg.eps
+    sa = support_pgd(cfg, eps_v, seed) if adv_finetune else None
+    res = evaluate_learner(learner, cfg, data, episodes=episodes, attacks=attacks, eps=eps_v, check_episodes=checks,
+                           seed=seed, support_attack=sa)
+    out = out or checkpoint.parent
+    name = f"{meta.get('head')} {cfg.method}" + (" (adv. fine-tuned)" if adv_finetune else "")
+    write_json(out / "eval.json", res)
+    write_text(out / "eval.md", markdown(f"evaluation of {checkpoint}", {name: res}))
+    _print({name: res})
+    console.print(f"wrote {out / 'eval.json'} and {out / 'eval.md'}")
+
+
+@meta_app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("robustlab-meta-demo"), help="Output directory."),
+    dataset: str = typer.Option("glyphs", help="glyphs (offline, embedded) or omniglot (with --data-dir)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Dataset folder (omniglot)."),
+    epochs: int = typer.Option(3, help="Epochs per model."),
+    test_episodes: int = typer.Option(100, help="Test episodes per model."),
+    seed: int = typer.Option(0, help="Random seed."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1)."),
+):
+    """Natural vs Adversarially-Queried ProtoNet and R2-D2, offline; writes results.json, report.md and a plot."""
+    from ..meta.report import demo as run_demo
+    from ..reproduce.runner import tiny_threads
+
+    tiny_threads("tiny", threads)
+    res = run_demo(out, dataset=dataset, data_dir=data_dir, epochs=epochs, test_episodes=test_episodes, seed=seed)
+    _print(res["runs"])
+    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'accuracy.png'}")
