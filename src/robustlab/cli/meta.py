@@ -57,6 +57,7 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, help="Where the dataset's archives live."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default 1 at tiny scale)."),
     test_episodes: Optional[int] = typer.Option(None, help="Test episodes for the final evaluation (0: skip)."),
+    checks: int = typer.Option(4, help="Episodes for the core's gradient-masking checks (0: skip)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/meta-<dataset>-<head>-<method>)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
 ):
@@ -80,7 +81,7 @@ def train(
     console.print(f"meta-training {head} ({cfg.model}) with {method} on {data.source} → {out}")
     learner, summary = train_meta(cfg, out, resume=resume, data=data)
     if cfg.extra["test_episodes"]:
-        res = evaluate_learner(learner, cfg, data, seed=cfg.seed)
+        res = evaluate_learner(learner, cfg, data, seed=cfg.seed, check_episodes=checks)
         summary["evaluation"] = res
         write_json(out / "results.json", summary)
         write_text(out / "report.md", markdown(f"{head} / {method} on {cfg.dataset}", {f"{head} {method}": res}))

@@ -42,10 +42,7 @@ class EpisodicMethod(Method):
     def train_batch(self, state, batch):
         learner = state.module
         loss, logits, info = self.episode_loss(state, learner, batch)
-        loss = self.regularized(state, loss) if hasattr(self, "regularized") else loss
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
+        self.step(state, loss)
         return _metrics(loss, logits, batch.query_y, info)
 
     def query_attack(self, state, model, loss_fn=None) -> PGD:

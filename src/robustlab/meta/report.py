@@ -7,14 +7,14 @@ from pathlib import Path
 from ..core.io import environment_info, write_json, write_text
 from ..core.io.atomic import atomic_path
 from .evaluate import episode_accuracies, masking_checks
-from .run import load_data, meta_config, test_sampler, train_meta
+from .run import load_data, meta_config, meta_test_sampler, train_meta
 
 
 def evaluate_learner(learner, cfg, data, *, episodes: int | None = None, attacks: str = "pgd-20",
                      eps: float | None = None, check_episodes: int = 4, seed: int = 0, support_attack=None) -> dict:
     """Natural/robust accuracy ± 95% CI on meta-test episodes, plus the core masking checks."""
     eps = cfg.eps if eps is None else eps
-    sampler = test_sampler(data, cfg)
+    sampler = meta_test_sampler(data, cfg)
     t0 = time.perf_counter()
     res = episode_accuracies(learner, sampler, episodes=episodes or cfg.extra["test_episodes"], eps=eps,
                              attacks=attacks, seed=seed, support_attack=support_attack)

@@ -36,8 +36,8 @@ EXTRA_DEFAULTS = dict(head="r2d2", way=5, shot=1, query=6, tasks=4, episodes_per
 
 PRESETS = {
     # ours: a CPU-minutes run on the Omniglot subset or glyphs
-    "tiny": dict(config=dict(model="conv4", model_width=32, dataset="glyphs", epochs=6, lr=1e-3, weight_decay=0.0,
-                             milestones=(), steps=7),
+    "tiny": dict(config=dict(model="conv4", model_width=32, dataset="glyphs", epochs=6, optimizer="adam", lr=1e-3,
+                             weight_decay=0.0, milestones=(), steps=7),
                  extra=dict(way=5, shot=1, query=5, tasks=4, episodes_per_epoch=100, test_episodes=300)),
     # thesis §5.3 / the authors' train.py: 5-way 15-shot 6-query, 8 tasks, 1000 batches x 60 epochs,
     # SGD 0.1 (Nesterov in their code) with steps at 20/40/50, PGD-7 of 2/255 at 8/255
@@ -82,13 +82,13 @@ def load_data(cfg: TrainConfig) -> FewShotData:
     return get_fewshot_dataset(cfg.dataset, cfg.data_dir)
 
 
-def train_sampler(data: FewShotData, cfg: TrainConfig):
+def meta_train_sampler(data: FewShotData, cfg: TrainConfig):
     ex = cfg.extra
     return data.sampler("train", way=ex["way"], shot=ex["shot"], query=ex["query"], tasks=ex["tasks"],
                         episodes_per_epoch=ex["episodes_per_epoch"], rotations=ex["rotations"])
 
 
-def test_sampler(data: FewShotData, cfg: TrainConfig, split: str = "test", tasks: int = 4):
+def meta_test_sampler(data: FewShotData, cfg: TrainConfig, split: str = "test", tasks: int = 4):
     ex = cfg.extra
     return data.sampler(split, way=ex["test_way"], shot=ex["test_shot"], query=ex["test_query"], tasks=tasks)
 

@@ -6,7 +6,6 @@ mini-batches; the few-shot head is then fitted on top of the transferred feature
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
@@ -20,23 +19,14 @@ from . import methods  # noqa: F401  (registers the meta methods with the core)
 from .learners import HeadLearner
 
 
-def _core_takes_batches() -> bool:
-    """Whether the core loop passes whole batch objects to ``Method.train_batch`` (the episodic seam)."""
-    from ..core.train import Method
-
-    return "batch" in inspect.signature(Method.train_batch).parameters
-
-
 def fit_learner(learner: nn.Module, data: FewShotData, cfg: TrainConfig, out: Path, *, resume: bool = False,
                 progress: bool = True, meta: dict | None = None) -> list[dict]:
     """Train ``learner`` with ``cfg.method``; checkpoints go to ``out``; returns the per-epoch history."""
-    from .run import train_sampler
+    from .run import meta_train_sampler
 
     if cfg.method == "at-transfer":
         return _transfer(learner, data, cfg, out, resume, progress, meta or {})
-    sampler = train_sampler(data, cfg)
-    if not _core_takes_batches():
-        return _episodes_until_core_seam(learner, sampler, cfg)
+    sampler = meta_train_sampler(data, cfg)
     result = fit(learner, sampler, cfg, out_dir=out, resume=resume, meta=meta, progress=progress,
                  method=get_method(cfg.method, cfg))
     return result.history
@@ -69,30 +59,3 @@ def _transfer(learner, data, cfg, out, resume, progress, meta) -> list[dict]:
     save_checkpoint(out / "model.safetensors", learner, {"model": cfg.model, "config": cfg.to_dict(), **meta,
                                                          "history": result.history})
     return result.history
-
-
-def _episodes_until_core_seam(learner, sampler, cfg) -> list[dict]:
-    """Minimal outer loop used only while the core loop still unpacks (x, y) batches.
-
-    Same steps as the core loop (seeded generator, one optimiser step per episode batch, Adam);
-    no checkpoints. Removed once the core's ``fit`` accepts batch objects.
-    """
-    from ..core.train import TrainState
-
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.Adam(learner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    method = get_method(cfg.method, cfg)
-    state = TrainState(learner, learner, opt, gen, torch.device("cpu"))
-    history = []
-    for epoch in range(cfg.epochs):
-        learner.train()
-        sums = {"loss": 0.0, "correct": 0, "n": 0}
-        for ep in sampler.batches(epoch, gen):
-            m = method.train_batch(state, ep)
-            sums["loss"] += m["loss"] * m["n"]
-            sums["correct"] += m["correct"]
-            sums["n"] += m["n"]
-        history.append({"epoch": epoch + 1, "train_loss": sums["loss"] / sums["n"],
-                        "train_acc": sums["correct"] / sums["n"]})
-    return history
