@@ -105,3 +105,15 @@ def test_cli_train_and_eval_on_glyphs(tmp_path):
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     r = run_cli("meta", "train", "--head", "knn", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "unknown head" in r.stderr
+
+
+def test_at_transfer_pretrains_the_backbone_then_fits_a_few_shot_head(tmp_path):
+    data = _data()
+    cfg = meta_config("tiny", method="at-transfer", dataset="glyphs", epochs=1, model_width=8, batch_size=16,
+                      steps=2, extra=dict(head="r2d2", test_way=3, test_query=3))
+    learner, summary = train_meta(cfg, tmp_path / "run", progress=False, data=data)
+    assert (tmp_path / "run" / "pretrain" / "model.safetensors").exists()
+    again, cfg2, meta = load_learner(tmp_path / "run" / "model.safetensors")
+    assert cfg2.method == "at-transfer" and meta["head"] == "r2d2"
+    res = episode_accuracies(again, meta_test_sampler(data, cfg2), episodes=4, eps=0.1, attacks="pgd-3")
+    assert 0 <= res["accuracy"]["pgd-3"]["mean"] <= res["accuracy"]["natural"]["mean"]
