@@ -117,3 +117,16 @@ def test_at_transfer_pretrains_the_backbone_then_fits_a_few_shot_head(tmp_path):
     assert cfg2.method == "at-transfer" and meta["head"] == "r2d2"
     res = episode_accuracies(again, meta_test_sampler(data, cfg2), episodes=4, eps=0.1, attacks="pgd-3")
     assert 0 <= res["accuracy"]["pgd-3"]["mean"] <= res["accuracy"]["natural"]["mean"]
+
+
+def test_demo_writes_results_report_and_plot(tmp_path, monkeypatch):
+    import robustlab.meta.report as report
+
+    monkeypatch.setattr(report, "load_data", lambda cfg: _data())
+    monkeypatch.setattr(report, "meta_config", lambda *a, **k: _cfg(**{x: y for x, y in k["extra"].items()
+                                                                         if x in ("head", "test_episodes")}))
+    res = report.demo(tmp_path, runs=(("ProtoNet natural", "protonet", "meta-natural"),), test_episodes=2)
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    text = (tmp_path / "report.md").read_text()
+    assert "ProtoNet natural" in text and "pgd-20" in text and "±" in text
+    assert json.loads((tmp_path / "results.json").read_text())["runs"]["ProtoNet natural"]["accuracy"]["natural"]
