@@ -178,3 +178,25 @@ def test_glyphs_are_deterministic_and_split_by_alphabet():
     assert 0.02 < a.x.mean() < 0.3
     groups = {s: {a.groups[c] for c in a.split[s]} for s in ("train", "val", "test")}
     assert not groups["train"] & groups["test"] and not groups["val"] & groups["test"]
+
+
+def test_one_shot_runs_as_an_evaluation_task(shared_dir):
+    from robustlab.meta.evaluate import one_shot_runs_accuracy
+    from robustlab.meta.heads import ProtoNetHead
+    from robustlab.meta.learners import HeadLearner
+
+    class Pixels(torch.nn.Module):   # nearest neighbour on raw pixels: an independent, parameter-light baseline
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return self.w * x.flatten(1)
+
+    runs = om.load_one_shot_runs(shared_dir / "data" / "omniglot" / "one_shot_runs.zip")[:5]
+    res = one_shot_runs_accuracy(HeadLearner(Pixels(), ProtoNetHead()), runs, eps=0.05, attacks=[])
+    # per-run accuracy must equal a hand-rolled nearest-neighbour on the same pixels
+    expected = sum(float((torch.cdist(r["query"].flatten(1), r["support"].flatten(1)).argmin(1) == r["query_y"])
+                         .float().mean()) for r in runs) / 5
+    assert abs(res["accuracy"]["natural"]["mean"] - expected) < 1e-9
+    assert res["accuracy"]["natural"]["mean"] > 1 / 20

@@ -100,6 +100,7 @@ def evaluate(
     query: Optional[int] = typer.Option(None, help="Query images per class."),
     adv_finetune: bool = typer.Option(False, help="MAML: 7-step PGD adversarial fine-tuning on the support (Table 5.3)."),
     checks: int = typer.Option(4, help="Episodes for the core's gradient-masking checks (0: skip)."),
+    one_shot_runs: Optional[Path] = typer.Option(None, help="all_runs.zip: also score Lake's 20 one-shot runs."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the dataset's archives live."),
     seed: int = typer.Option(0, help="Seed of the test episodes and attacks."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
@@ -121,11 +122,21 @@ def evaluate(
     sa = support_pgd(cfg, eps_v, seed) if adv_finetune else None
     res = evaluate_learner(learner, cfg, data, episodes=episodes, attacks=attacks, eps=eps_v, check_episodes=checks,
                            seed=seed, support_attack=sa)
+    rows = {}
+    if one_shot_runs is not None:
+        from ..core.data.omniglot import load_one_shot_runs
+        from ..meta.evaluate import one_shot_runs_accuracy
+
+        res["one_shot_runs"] = one_shot_runs_accuracy(learner, load_one_shot_runs(one_shot_runs), eps=eps_v,
+                                                      attacks=attacks, seed=seed)
+        rows["20 one-shot runs (20-way)"] = res["one_shot_runs"]
     out = out or checkpoint.parent
     name = f"{meta.get('head')} {cfg.method}" + (" (adv. fine-tuned)" if adv_finetune else "")
     write_json(out / "eval.json", res)
-    write_text(out / "eval.md", markdown(f"evaluation of {checkpoint}", {name: res}))
-    _print({name: res})
+    write_text(out / "eval.md", markdown(f"evaluation of {checkpoint}", {name: res})
+               + ("".join(f"\n{k}: " + ", ".join(f"{a} error {e:.1f}%" for a, e in v["error_percent"].items())
+                          + " (modified-Hausdorff baseline: 38.8% error)\n" for k, v in rows.items())))
+    _print({name: res, **rows})
     console.print(f"wrote {out / 'eval.json'} and {out / 'eval.md'}")
 
 

@@ -115,3 +115,34 @@ def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: st
         learner.train(was)
     return {"episodes_checked": len(failed) * sampler.tasks, "failed": sorted({n for f in failed for n in f}),
             "per_batch": failed}
+
+
+def one_shot_runs_accuracy(learner, runs: list[dict], *, eps: float, attacks: str | list[str] = "pgd-20",
+                           norm: str = "linf", seed: int = 0, device=None) -> dict:
+    """The 20 classic within-alphabet 20-way one-shot runs of Lake et al. as 20 episodes (error rates too).
+
+    ``runs`` from :func:`robustlab.core.data.omniglot.load_one_shot_runs`; the reference error of the
+    modified-Hausdorff baseline is 38.8%.
+    """
+    from ..core.data.episodes import Episode
+
+    device = device or next(learner.parameters()).device
+    eps_list = [Episode(r["support"][None], torch.arange(len(r["support"]))[None], r["query"][None],
+                        r["query_y"][None], torch.arange(len(r["support"]))[None], way=len(r["support"]))
+                for r in runs]
+
+    class _Runs:
+        way, shot, query, tasks = len(runs[0]["support"]), 1, 1, 1
+
+        def __init__(self):
+            self.i = 0
+
+        def sample(self, _gen):
+            self.i += 1
+            return eps_list[self.i - 1]
+
+    res = episode_accuracies(learner, _Runs(), episodes=len(runs), eps=eps, attacks=attacks, norm=norm, seed=seed,
+                             device=device)
+    res["error_percent"] = {k: 100 * (1 - v["mean"]) for k, v in res["accuracy"].items()}
+    res["reference_error_percent"] = {"modified Hausdorff baseline": 38.8}
+    return res
