@@ -114,10 +114,13 @@ def test_rejects_time_going_backwards(tmp_path):
     _expect(tmp_path, bad, BOOK, file="message", line=4, words="time goes backwards")
 
 
-def test_rejects_crossed_book(tmp_path):
+def test_crossed_book_is_fatal_only_on_request(tmp_path):
     ob = BOOK.copy()
-    ob[1] = "100100,50,100100,300,100200,200,-{D},0,{D},0,-{D},0"     # bid == ask
-    _expect(tmp_path, MESSAGES, ob, file="orderbook", line=2, words="crossed book")
+    ob[1] = "100100,50,100200,300,100200,200,-{D},0,{D},0,-{D},0"     # bid 10.02 > ask 10.01
+    m, o = write_day(tmp_path, MESSAGES, ob)
+    with pytest.raises(DataError, match=r"line 2: crossed book") as e:
+        load_lobster(m, o, crossed="error")
+    assert OB_NAME in str(e.value) and "\n" not in str(e.value)
 
 
 def test_rejects_negative_sizes(tmp_path):
@@ -165,11 +168,11 @@ def test_resample_takes_last_row_at_or_before_each_grid_time(tmp_path):
 
 def test_resample_keeps_the_range_of_a_sweep():
     from robustlab.trading.book import Book
-    t = np.array([1.001, 1.002, 1.003, 1.004])
-    one = np.ones((4, 1))
-    ask = np.array([np.nan, 10.01, 10.02, 10.03])      # a buy market order walks up the asks
+    t = np.array([1.001, 1.002, 1.003, 1.004, 1.015])  # the last event: snapshots stop there
+    one = np.ones((5, 1))
+    ask = np.array([np.nan, 10.01, 10.02, 10.03, np.nan])   # a buy market order walks up the asks
     b = Book(t, one * 10.05, one.astype(np.int64), one * 9.0, one.astype(np.int64), ask,
-             np.full(4, np.nan))
+             np.full(5, np.nan))
     r = resample(b, dt=0.01, start=1.0, end=1.02)
     assert r.time.tolist() == [1.01]
     assert r.exec_ask_min[0] == pytest.approx(10.01) and r.exec_ask_max[0] == pytest.approx(10.03)

@@ -56,10 +56,13 @@ def test_train_writes_study_models_table_and_figure(run):
         assert (r / "models" / m / "model.safetensors").is_file()
     t1 = json.loads((r / "table_3_1.json").read_text())
     assert [row["model"] for row in t1["rows"]] == ["linear", "mlp", "lstm"]
-    # 0.01 s snapshots from the first message of a day (at or after 09:30:00) to 09:32:00, each day
-    # giving snapshots - 700 + 1 windows (Ford's simulated book is never empty)
-    snaps = [34_320 * 100 - int(np.ceil(float(f.read_text().split(",", 1)[0]) * 100 - 1e-6))
-             for f in sorted((run / "market").glob("F_*_message_10.csv"))[:2]]
+    # 0.01 s snapshots from the first message of a day (at or after 09:30:00) to its last message
+    # (before 09:32:00), each day giving snapshots - 700 + 1 windows (Ford's simulated book is never
+    # empty, and has no halt or 5-s stretch without events)
+    def snapshots(f):
+        t = np.loadtxt(f, delimiter=",", usecols=0)
+        return int(np.floor(t[-1] * 100 + 1e-6)) + 1 - int(np.ceil(t[0] * 100 - 1e-6))
+    snaps = [snapshots(f) for f in sorted((run / "market").glob("F_*_message_10.csv"))[:2]]
     assert all(11_900 < n <= 12_000 for n in snaps)
     assert t1["data"]["train_windows"] == sum(n - 700 + 1 for n in snaps)
     assert all(0 <= row["acc"] <= 100 and row["n"] == 2000 for row in t1["rows"])

@@ -39,7 +39,7 @@ ignored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,10 @@ class Book:
     exec_bid_min: np.ndarray | None = None  # (T,) lowest bid price executed since previous row
     exec_bid_max: np.ndarray | None = None  # (T,) highest bid price executed since previous row
     date: str = ""                          # trading day YYYY-MM-DD when known
+    # Snapshot flags of a resampled book (bit 1 halted, bit 2 frozen; see lobster.resample):
+    # windows never cover a flagged snapshot. None: nothing flagged.
+    flags: np.ndarray | None = None
+    info: dict = field(default_factory=dict)  # what the loader did: time span, skipped rows, halts
 
     def __post_init__(self) -> None:
         # A book built with only the single-price fields gets a degenerate range (min = max).
@@ -79,15 +83,17 @@ class Book:
     def __len__(self) -> int:
         return self.time.shape[0]
 
-    def swa(self) -> np.ndarray:
-        """Size-weighted average price of every row over all visible levels of both sides (§3.3.1).
+    def swa(self, levels: int = 10) -> np.ndarray:
+        """Size-weighted average price of every row over the ``levels`` best levels of both sides.
 
-        ``sum_i p_i s_i / sum_i s_i`` over the ask and bid levels; empty levels contribute nothing.
+        §3.3.1: ``sum_i p_i s_i / sum_i s_i`` over the ten best ask and bid levels, whatever
+        depth the file has; empty levels contribute nothing.
         """
-        ap = np.nan_to_num(self.ask_price)
-        bp = np.nan_to_num(self.bid_price)
-        num = (ap * self.ask_size).sum(1) + (bp * self.bid_size).sum(1)
-        den = self.ask_size.sum(1) + self.bid_size.sum(1)
+        k = min(int(levels), self.levels)
+        ap = np.nan_to_num(self.ask_price[:, :k])
+        bp = np.nan_to_num(self.bid_price[:, :k])
+        num = (ap * self.ask_size[:, :k]).sum(1) + (bp * self.bid_size[:, :k]).sum(1)
+        den = self.ask_size[:, :k].sum(1) + self.bid_size[:, :k].sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return num / den
 
@@ -109,4 +115,5 @@ class Book:
         return Book(f(self.time), f(self.ask_price), f(self.ask_size), f(self.bid_price),
                     f(self.bid_size), f(self.exec_ask_price), f(self.exec_bid_price),
                     self.source, f(self.exec_ask_min), f(self.exec_ask_max),
-                    f(self.exec_bid_min), f(self.exec_bid_max), self.date)
+                    f(self.exec_bid_min), f(self.exec_bid_max), self.date,
+                    None if self.flags is None else f(self.flags), dict(self.info))

@@ -85,16 +85,34 @@ def flat_threshold(changes: np.ndarray) -> float:
     return float(np.quantile(a, 1.0 / 3.0, method="inverted_cdf"))
 
 
-def _valid_starts(swa: np.ndarray, window: int, horizon: int) -> np.ndarray:
-    """Starts whose window and label point have a defined SWA (vectorised with a running count)."""
+def _running(bad: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(bad)])
+
+
+def window_starts(swa: np.ndarray, window: int, horizon: int,
+                  flags: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Valid window starts of one day and how many candidates were dropped, by reason.
+
+    A window needs a defined SWA (non-empty book) at each of its snapshots and at its label
+    point ("empty book"), and its whole span up to the label point must not touch a halted
+    ("halt") or frozen ("frozen") snapshot (``flags``, see :func:`robustlab.trading.lobster.resample`):
+    a window is never cut across them. A window dropped for several reasons counts under each.
+    Vectorised with running counts.
+    """
     n = len(swa) - window - horizon + 1
     if n <= 0:
-        return np.empty(0, dtype=np.int64)
-    bad = np.concatenate([[0], np.cumsum(~np.isfinite(swa) | (swa <= 0))])
+        return np.empty(0, dtype=np.int64), {"candidates": 0, "empty book": 0, "halt": 0, "frozen": 0}
     s = np.arange(n)
-    in_window = bad[s + window] - bad[s]
-    at_label = bad[s + window + horizon] - bad[s + window + horizon - 1]
-    return s[(in_window == 0) & (at_label == 0)]
+    bad = _running(~np.isfinite(swa) | (swa <= 0))
+    empty = ((bad[s + window] - bad[s]) > 0) | ((bad[s + window + horizon] - bad[s + window + horizon - 1]) > 0)
+    span = lambda mask: (lambda c: (c[s + window + horizon] - c[s]) > 0)(_running(mask))  # noqa: E731
+    from .lobster import FROZEN, HALTED
+
+    f = np.zeros(len(swa), dtype=np.int8) if flags is None else np.asarray(flags)
+    halt, frozen = span((f & HALTED) > 0), span((f & FROZEN) > 0)
+    ok = ~(empty | halt | frozen)
+    return s[ok], {"candidates": int(n), "empty book": int(empty.sum()), "halt": int(halt.sum()),
+                   "frozen": int(frozen.sum())}
 
 
 @dataclass
@@ -111,6 +129,8 @@ class WindowData:
     books: list[Book] | None = None       # kept when built from books (attacks need the book)
     starts: dict[str, list[np.ndarray]] = field(default_factory=dict)   # split -> per-day starts
     asset: str = ""                       # display name for tables ("F (ford)", "AAPL", ...)
+    dropped: list[dict] = field(default_factory=list)   # per day: candidate windows dropped, by reason
+    spans: list[list[float]] = field(default_factory=list)  # per day: [first, last] snapshot time (s)
 
     @classmethod
     def from_books(cls, books: Sequence[Book], *, train_days: int | None = None, window: int = WINDOW,
@@ -133,8 +153,10 @@ class WindowData:
         data = cls(swa=swa, dates=[b.date for b in books], source=books[0].source, train_days=td,
                    threshold=0.0, window=window, horizon=horizon,
                    books=list(books) if keep_books else None, asset=asset)
-        data.starts = {"train": [_valid_starts(s, window, horizon) for s in swa[:td]],
-                       "test": [_valid_starts(s, window, horizon) for s in swa[td:]]}
+        per_day = [window_starts(s, window, horizon, b.flags) for s, b in zip(swa, books)]
+        data.dropped = [d for _, d in per_day]
+        data.spans = [[float(b.time[0]), float(b.time[-1])] if len(b) else [] for b in books]
+        data.starts = {"train": [st for st, _ in per_day[:td]], "test": [st for st, _ in per_day[td:]]}
         if data.count("train") == 0:
             raise DataError(f"no complete {window + horizon}-snapshot windows in the training days; "
                             f"use longer days (--minutes) or a shorter window")
@@ -258,7 +280,13 @@ class WindowData:
         return {"asset": self.asset, "source": self.source, "days": len(self.swa), "train_days": self.train_days,
                 "dates": [self.dates[0], self.dates[-1]] if self.dates else [],
                 "window": self.window, "horizon": self.horizon, "threshold_bps": self.threshold,
-                "train_windows": self.count("train"), "test_windows": self.count("test")}
+                "train_windows": self.count("train"), "test_windows": self.count("test"),
+                "dropped_windows": self.dropped_summary(), "spans": self.spans}
+
+    def dropped_summary(self) -> dict[str, int]:
+        """Candidate windows over all days and how many were dropped, by reason."""
+        keys = ("candidates", "empty book", "halt", "frozen")
+        return {k: int(sum(d.get(k, 0) for d in self.dropped)) for k in keys}
 
 
 class WindowBatches:

@@ -11,9 +11,16 @@ named ``TICKER_YYYY-MM-DD_StartMs_EndMs_{message,orderbook}_LEVELS.csv`` and wit
   price 2, ... Row ``k`` is the book *after* message ``k``. Empty levels carry the dummy prices
   +9999999999 (ask) / -9999999999 (bid) with size 0; they become ``NaN`` / ``0``.
 
-Everything here is vectorised NumPy: files are parsed by ``np.loadtxt``'s C reader after a
-byte-level column-count check, validated with whole-array tests, and resampled with
-``searchsorted``. Only the error path (locating a non-numeric field) walks lines in Python.
+Files are parsed by pandas' C CSV reader after a byte-level (NumPy) column-count check,
+validated with whole-array tests, and resampled with ``searchsorted``. Only the error path
+(locating a non-numeric field) walks lines in Python.
+
+Nothing is invented (§3.3.1 uses real snapshots only): a resampled day stops at its last
+event; trading halts (type-7 messages) and frozen stretches (no event for longer than
+``max_gap`` seconds) are flagged per snapshot (:data:`HALTED`, :data:`FROZEN`) so that no window
+is cut across them; crossed rows (best bid above best ask) inside the studied interval are
+skipped and counted (``crossed="error"`` makes them fatal), locked rows (bid = ask) are valid
+quotes. What was skipped and the real time span covered are in ``Book.info``.
 
 Public functions: :func:`load_lobster` (one day, one row per message), :func:`resample`
 (0.01 s grid, first hour), :func:`find_lobster_days` / :func:`load_lobster_days` (a directory of
@@ -39,7 +46,10 @@ DUMMY_PRICE = 9_999_999_999        # LOBSTER's price for an empty level (+ on as
 PRICE_SCALE = 10_000               # LOBSTER prices are USD x 10,000
 MESSAGE_COLUMNS = ("time", "type", "order id", "size", "price", "direction")
 OPEN_SECONDS = 9.5 * 3600          # 09:30, Nasdaq's open
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SWA_LEVELS = 10                    # §3.3.1: the SWA (and the adversary, §3.4.1) use the ten best levels
+FROZEN_SECONDS = 5.0               # default max_gap: longer without any event is a frozen stretch (ours)
+HALTED, FROZEN = 1, 2              # bits of Book.flags
 SIMULATED_MARKER = "SIMULATED.json"  # written by robustlab.trading.simulate beside its files
 
 _NAME = re.compile(r"^(?P<ticker>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
@@ -143,10 +153,7 @@ def _read_matrix(path: Path, ncols: int | None, what: str) -> np.ndarray:
         line_bytes = data[(ends[i - 1] + 1 if i else 0):ends[i]].strip()
         problem = "empty line" if not line_bytes else f"{cols[i]} columns, expected {ncols}"
         raise _fail(path, i + 1, problem, f"the {what} file is truncated or not a LOBSTER {what} file")
-    try:
-        arr = np.loadtxt(path, delimiter=",", dtype=np.float64, comments=None, ndmin=2)
-    except ValueError:
-        raise _locate_non_numeric(path, data, what) from None
+    arr = _parse_numbers(path, data, what)
     if arr.shape != (len(ends), ncols):  # pragma: no cover - guarded by the byte-level check
         raise _fail(path, None, f"parsed {arr.shape[0]} rows x {arr.shape[1]} columns, expected "
                     f"{len(ends)} x {ncols}", f"check the {what} file's line endings")
@@ -158,25 +165,51 @@ def _read_matrix(path: Path, ncols: int | None, what: str) -> np.ndarray:
     return arr
 
 
+def _parse_numbers(path: Path, data: bytes, what: str) -> np.ndarray:
+    """The field's C CSV reader (pandas, ``engine="c"``) on the bytes already read; float64."""
+    import io
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(io.BytesIO(data), header=None, dtype=np.float64, engine="c",
+                           na_filter=False).to_numpy()
+    except (ValueError, pd.errors.ParserError):
+        raise _locate_non_numeric(path, data, what) from None
+
+
 def _locate_non_numeric(path: Path, data: bytes, what: str) -> DataError:
-    """Error path only: find the first field that does not parse as a number."""
+    """Error path only: find the first field that does not parse as a finite number."""
     for i, line in enumerate(data.decode("utf-8", errors="replace").splitlines()):
         for j, field in enumerate(line.split(",")):
             try:
-                float(field)
+                ok = np.isfinite(float(field))
             except ValueError:
                 return _fail(path, i + 1, f"column {j + 1} is not a number ({field.strip()[:20]!r})",
+                             f"LOBSTER {what} files hold plain numbers only")
+            if not ok:
+                return _fail(path, i + 1, f"column {j + 1} is not a finite number",
                              f"LOBSTER {what} files hold plain numbers only")
     return _fail(path, None, "could not be parsed as numbers", f"check the {what} file's encoding")
 
 
-def _levels_of(orderbook_file: Path, levels: int | None) -> int | None:
-    if levels is not None:
-        if int(levels) < 1:
-            raise ConfigError(f"levels={levels}: must be at least 1")
-        return int(levels)
+def _levels_of(orderbook_file: Path, levels: int | None) -> tuple[int | None, int | None]:
+    """(depth the file declares in its name or None, depth requested or None = all of it)."""
+    if levels is not None and int(levels) < 1:
+        raise ConfigError(f"levels={levels}: must be at least 1")
     d = parse_lobster_name(orderbook_file)
-    return d["levels"] if d else None
+    return (d["levels"] if d else None), (None if levels is None else int(levels))
+
+
+def _select_levels(path: Path, ob: np.ndarray, want: int | None) -> np.ndarray:
+    """The ``want`` best levels of an orderbook matrix (all of them when ``want`` is None)."""
+    have = ob.shape[1] // 4
+    if want is None or want == have:
+        return ob
+    if want > have:
+        raise ConfigError(f"levels={want}: {path.name} holds only {have} levels per side; "
+                          f"choose levels <= {have}")
+    return ob[:, : 4 * want]
 
 
 def _validate_messages(path: Path, m: np.ndarray) -> None:
@@ -204,8 +237,8 @@ def _validate_messages(path: Path, m: np.ndarray) -> None:
                     "column 6 is -1 (sell limit order) or 1 (buy limit order)")
 
 
-def _split_book(path: Path, ob: np.ndarray, levels: int):
-    """Columns -> (ask_price, ask_size, bid_price, bid_size) in dollars / shares, validated."""
+def _split_book(path: Path, ob: np.ndarray):
+    """Columns -> (ask_price, ask_size, bid_price, bid_size) in dollars / shares; sizes validated."""
     ap_raw, as_raw = ob[:, 0::4], ob[:, 1::4]
     bp_raw, bs_raw = ob[:, 2::4], ob[:, 3::4]
     for sizes, side in ((as_raw, "ask"), (bs_raw, "bid")):
@@ -220,14 +253,49 @@ def _split_book(path: Path, ob: np.ndarray, levels: int):
     bid_price = np.where(bid_empty, np.nan, bp_raw / PRICE_SCALE)
     ask_size = np.where(ask_empty, 0, as_raw).astype(np.int64)
     bid_size = np.where(bid_empty, 0, bs_raw).astype(np.int64)
-    with np.errstate(invalid="ignore"):
-        crossed = np.flatnonzero(bid_price[:, 0] >= ask_price[:, 0])
-    if crossed.size:
-        i = int(crossed[0])
-        raise _fail(path, i + 1, f"crossed book: best bid {bid_price[i, 0]:.4f} >= best ask "
-                    f"{ask_price[i, 0]:.4f}", "check the column order (ask price, ask size, bid price, "
-                    "bid size per level) and that the file is unmodified")
     return ask_price, ask_size, bid_price, bid_size
+
+
+def _crossed_rows(path: Path, time: np.ndarray, bid0: np.ndarray, ask0: np.ndarray,
+                  interval: tuple[float, float] | None, crossed: str) -> tuple[np.ndarray, int]:
+    """Rows whose best bid is above the best ask, and how many of them fall inside ``interval``.
+
+    A locked book (bid = ask) is a valid quote and is kept. Crossed rows inside the studied
+    interval are fatal with ``crossed="error"``; otherwise the caller skips them.
+    """
+    if crossed not in ("skip", "error"):
+        raise ConfigError(f"crossed={crossed!r}: choose 'skip' or 'error'")
+    with np.errstate(invalid="ignore"):
+        bad = bid0 > ask0 + 0.5 / PRICE_SCALE
+    inside = bad if interval is None else bad & (time >= interval[0]) & (time < interval[1])
+    if crossed == "error" and inside.any():
+        i = int(np.flatnonzero(inside)[0])
+        raise _fail(path, i + 1, f"crossed book: best bid {bid0[i]:.4f} > best ask {ask0[i]:.4f}",
+                    "check the column order (ask price, ask size, bid price, bid size per level) "
+                    "and that the file is unmodified, or load with crossed='skip'")
+    return bad, int(inside.sum())
+
+
+def _halts(m: np.ndarray) -> list[list[float]]:
+    """Trading halts from type-7 messages as ``[start, end]`` seconds (end = inf while unresolved).
+
+    LOBSTER's type 7 carries price -1 (halt), 0 (quoting resumes) or 1 (trading resumes): a halt
+    lasts from a -1 (or any type 7 when none says -1) to the next 1.
+    """
+    rows = np.flatnonzero(m[:, 1] == 7)
+    out: list[list[float]] = []
+    open_at = None
+    for i in rows:
+        code = m[i, 4]
+        if code == 1:
+            if open_at is not None:
+                out.append([open_at, float(m[i, 0])])
+            open_at = None
+        elif open_at is None:
+            open_at = float(m[i, 0])
+    if open_at is not None:
+        out.append([open_at, float("inf")])
+    return out
 
 
 def _executions(m: np.ndarray, best_ask: np.ndarray, best_bid: np.ndarray):
@@ -248,29 +316,46 @@ def _executions(m: np.ndarray, best_ask: np.ndarray, best_bid: np.ndarray):
 
 
 def load_lobster(message_file: str | os.PathLike, orderbook_file: str | os.PathLike, *,
-                 levels: int | None = None) -> Book:
+                 levels: int | None = None, crossed: str = "skip",
+                 interval: tuple[float, float] | None = None) -> Book:
     """One LOBSTER day as a :class:`Book` with one row per message (row k = book after message k).
 
-    ``levels`` defaults to the number in the orderbook file's name, else the column count / 4.
-    Any :class:`DataError` names the file, the 1-based line and the problem.
+    ``levels`` selects the depth (the best ``levels`` per side; default: all the file holds,
+    which its name declares). Crossed rows (best bid > best ask) are skipped — the book keeps
+    its previous valid state while their executions still count — and those inside
+    ``interval`` (seconds; default the whole file) are counted in ``Book.info``; with
+    ``crossed="error"`` one inside ``interval`` is fatal. Halts (type-7 messages) are listed in
+    ``Book.info["halts"]``. Any :class:`DataError` names the file, the 1-based line and the problem.
     """
     message_file, orderbook_file = Path(message_file), Path(orderbook_file)
-    lv = _levels_of(orderbook_file, levels)
+    declared, want = _levels_of(orderbook_file, levels)
     m = _read_matrix(message_file, len(MESSAGE_COLUMNS), "message")
-    ob = _read_matrix(orderbook_file, None if lv is None else 4 * lv, "orderbook")
-    lv = ob.shape[1] // 4
+    ob = _read_matrix(orderbook_file, None if declared is None else 4 * declared, "orderbook")
     if len(m) != len(ob):
         n = min(len(m), len(ob))
         raise DataError(f"{message_file} has {len(m)} rows but {orderbook_file} has {len(ob)} "
                         f"(first unmatched: line {n + 1}); LOBSTER writes one orderbook row per "
                         f"message, use the two files of the same download")
     _validate_messages(message_file, m)
-    ask_price, ask_size, bid_price, bid_size = _split_book(orderbook_file, ob, lv)
+    ask_price, ask_size, bid_price, bid_size = _split_book(orderbook_file, _select_levels(orderbook_file, ob, want))
+    bad, inside = _crossed_rows(orderbook_file, m[:, 0], bid_price[:, 0], ask_price[:, 0], interval, crossed)
     ex_ask, ex_bid = _executions(m, ask_price[:, 0], bid_price[:, 0])
+    keep = _last_valid_row(bad)
     name = parse_lobster_name(message_file)
-    return Book(time=m[:, 0].copy(), ask_price=ask_price, ask_size=ask_size, bid_price=bid_price,
-                bid_size=bid_size, exec_ask_price=ex_ask, exec_bid_price=ex_bid,
-                source=_source_of(message_file, name), date=name["date"] if name else "")
+    info = {"rows": int(len(m)), "crossed_skipped": inside, "crossed_rows": int(bad.sum()),
+            "halts": _halts(m), "first_event": float(m[0, 0]), "last_event": float(m[-1, 0])}
+    book = Book(time=m[:, 0].copy(), ask_price=ask_price[keep], ask_size=ask_size[keep],
+                bid_price=bid_price[keep], bid_size=bid_size[keep], exec_ask_price=ex_ask,
+                exec_bid_price=ex_bid, source=_source_of(message_file, name),
+                date=name["date"] if name else "", info=info)
+    first = int(np.argmax(~bad)) if (~bad).any() else len(bad)
+    return book.take(slice(first, None)) if first else book
+
+
+def _last_valid_row(bad: np.ndarray) -> np.ndarray:
+    """For each row, the last row at or before it that is not crossed (a crossed row repeats it)."""
+    idx = np.where(bad, 0, np.arange(len(bad)))
+    return np.maximum.accumulate(idx)
 
 
 def _source_of(message_file: Path, name: dict | None) -> str:
@@ -312,33 +397,59 @@ def _per_second(dt: float) -> int:
 
 
 def resample(book: Book, *, dt: float = 0.01, start: float | str | None = None,
-             end: float | str | None = None) -> Book:
+             end: float | str | None = None, max_gap: float | None = FROZEN_SECONDS) -> Book:
     """The book at every ``dt`` seconds in ``[start, end)`` (§3.3.1: 0.01 s snapshots).
 
     Snapshot ``k`` is the last row at or before grid time ``g_k`` (rows at exactly ``g_k``
     count). Its execution fields aggregate every execution in ``(g_{k-1}, g_k]``: the lowest
     and highest executed price on each side (see :mod:`robustlab.trading.book`). The grid
     starts at ``start`` or, if the file starts later, at the first grid time at or after the
-    first message (no snapshot exists before the first row); it ends before ``end`` (default:
-    the last message). Grid times are exact decimals: ``(integer ticks) / (1/dt)``.
+    first message, and stops at the last message even when ``end`` is later: no snapshot is
+    made up before the first or after the last event. Snapshots inside a halt
+    (``book.info["halts"]``) are flagged :data:`HALTED`, those strictly inside a stretch of
+    more than ``max_gap`` seconds without any event :data:`FROZEN` (``None``: no limit).
+    Grid times are exact decimals: ``(integer ticks) / (1/dt)``.
     """
     if len(book) == 0:
         raise DataError(f"{book.source}: no rows to resample")
     per = _per_second(dt)
     t0 = book.time[0] if start is None else max(seconds_after_midnight(start), book.time[0])
-    t1 = book.time[-1] + dt if end is None else seconds_after_midnight(end)
-    g0, g1 = int(np.ceil(t0 * per - 1e-6)), int(np.ceil(t1 * per - 1e-6))
+    g0 = int(np.ceil(t0 * per - 1e-6))
+    g1 = int(np.floor(book.time[-1] * per + 1e-6)) + 1            # last grid time <= last event
+    if end is not None:
+        g1 = min(g1, int(np.ceil(seconds_after_midnight(end) * per - 1e-6)))
     if g1 <= g0:
-        raise DataError(f"{book.source}: no snapshots between {t0:.2f} s and {t1:.2f} s "
+        raise DataError(f"{book.source}: no snapshots between {t0:.2f} s and the end "
                         f"(the data cover {book.time[0]:.2f}-{book.time[-1]:.2f} s); check start/minutes")
     grid = np.arange(g0, g1, dtype=np.float64) / per
     rows = np.searchsorted(book.time, grid, side="right") - 1
     ex = _aggregate_executions(book, grid, dt)
+    flags, facts = _snapshot_flags(book, grid, rows, max_gap)
+    info = {**book.info, **facts, "span": [float(grid[0]), float(grid[-1])], "snapshots": int(grid.size),
+            "dt": dt}
     return Book(time=grid, ask_price=book.ask_price[rows], ask_size=book.ask_size[rows],
                 bid_price=book.bid_price[rows], bid_size=book.bid_size[rows],
                 exec_ask_price=ex["ask_min"], exec_bid_price=ex["bid_max"], source=book.source,
                 exec_ask_min=ex["ask_min"], exec_ask_max=ex["ask_max"],
-                exec_bid_min=ex["bid_min"], exec_bid_max=ex["bid_max"], date=book.date)
+                exec_bid_min=ex["bid_min"], exec_bid_max=ex["bid_max"], date=book.date,
+                flags=flags, info=info)
+
+
+def _snapshot_flags(book: Book, grid: np.ndarray, rows: np.ndarray,
+                    max_gap: float | None) -> tuple[np.ndarray, dict]:
+    """Per snapshot: HALTED inside a halt, FROZEN strictly inside a gap longer than ``max_gap``."""
+    flags = np.zeros(grid.size, dtype=np.int8)
+    for a, b in book.info.get("halts", []):
+        flags[(grid >= a) & (grid < b)] |= HALTED
+    stretches = 0
+    if max_gap is not None:
+        gap = np.diff(book.time, append=book.time[-1]) > max_gap     # gap after each row
+        frozen = gap[rows] & (grid > book.time[rows])
+        flags[frozen] |= FROZEN
+        stretches = int(np.unique(rows[frozen]).size)
+    return flags, {"max_gap": max_gap, "frozen_stretches": stretches,
+                   "frozen_snapshots": int((flags & FROZEN).astype(bool).sum()),
+                   "halted_snapshots": int((flags & HALTED).astype(bool).sum())}
 
 
 def _aggregate_executions(book: Book, grid: np.ndarray, dt: float) -> dict[str, np.ndarray]:
@@ -393,7 +504,7 @@ def _save_cache(path: Path, book: Book) -> None:
         arrays[name] = _to_int_prices(getattr(book, name))  # 0 = empty / none
     for name in ("ask_size", "bid_size"):
         arrays[name] = getattr(book, name).astype(np.int64)
-    arrays["meta"] = np.array(json.dumps({"source": book.source, "date": book.date}))
+    arrays["meta"] = np.array(json.dumps({"source": book.source, "date": book.date, "info": book.info}))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
@@ -410,18 +521,22 @@ def _load_cache(path: Path) -> Book | None:
                         exec_ask_price=p["exec_ask_min"], exec_bid_price=p["exec_bid_max"],
                         source=meta["source"], exec_ask_min=p["exec_ask_min"],
                         exec_ask_max=p["exec_ask_max"], exec_bid_min=p["exec_bid_min"],
-                        exec_bid_max=p["exec_bid_max"], date=meta["date"])
+                        exec_bid_max=p["exec_bid_max"], date=meta["date"], info=meta["info"])
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError):
         return None  # missing or damaged cache entry: parse the CSV files again
 
 
 def load_day(day: LobsterDay, *, start: float | str = "09:30", minutes: float = 60.0, dt: float = 0.01,
-             cache_dir: str | os.PathLike | None = None) -> Book:
+             cache_dir: str | os.PathLike | None = None, max_gap: float | None = FROZEN_SECONDS,
+             crossed: str = "skip") -> Book:
     """One day resampled to ``dt`` over ``[start, start + minutes)`` (§3.3.1: first hour, 0.01 s).
 
-    The CSV files are parsed once per (files, size, mtime, window); the message-level rows of
-    the window are cached as a compressed ``.npz`` in ``cache_dir`` (``None``: no cache).
-    Resampling from the cached rows is a ``searchsorted`` and costs milliseconds.
+    The day ends at its last event if that comes earlier; halts and frozen stretches (no event
+    for more than ``max_gap`` s) are flagged, crossed rows skipped and counted (see
+    :func:`load_lobster`, :func:`resample`); ``Book.info`` reports all of it with the time
+    span covered. The CSV files are parsed once per (files, size, mtime, window); the
+    message-level rows of the window are cached as a compressed ``.npz`` in ``cache_dir``
+    (``None``: no cache). Resampling from the cached rows costs milliseconds.
     """
     if minutes <= 0:
         raise ConfigError(f"minutes={minutes}: must be positive")
@@ -430,26 +545,30 @@ def load_day(day: LobsterDay, *, start: float | str = "09:30", minutes: float = 
     _per_second(dt)
     cached = None
     if cache_dir is not None:
-        cpath = Path(cache_dir) / f"{day.ticker}_{day.date}_{_cache_key(day, t0, t1, dt)}.npz"
+        key = _cache_key(day, t0, t1, dt) + ("" if crossed == "skip" else "-strict")
+        cpath = Path(cache_dir) / f"{day.ticker}_{day.date}_{key}.npz"
         cached = _load_cache(cpath)
     if cached is None:
-        full = load_lobster(day.message, day.orderbook, levels=day.levels)
-        # keep the last row before the window (the book at its start) through the window's end
+        full = load_lobster(day.message, day.orderbook, levels=day.levels, crossed=crossed, interval=(t0, t1))
+        # keep the last row before the window (the book at its start) through the first row
+        # after its end (which shows that the book lasted until then)
         i0 = max(int(np.searchsorted(full.time, t0 - dt, side="right")) - 1, 0)
-        i1 = int(np.searchsorted(full.time, t1, side="right"))
+        i1 = min(int(np.searchsorted(full.time, t1, side="right")) + 1, len(full))
         if i1 <= i0:
             raise DataError(f"{day.message}: no messages before {t1:.0f} s after midnight; "
                             f"check --start/--minutes against the file's time range")
         cached = full.take(slice(i0, i1))
+        cached.info["halts"] = [[a, b] for a, b in cached.info["halts"] if b > t0 and a < t1]
         if cache_dir is not None:
             _save_cache(cpath, cached)
-    return resample(cached, dt=dt, start=t0, end=t1)
+    return resample(cached, dt=dt, start=t0, end=t1, max_gap=max_gap)
 
 
 def load_lobster_days(directory: str | os.PathLike, *, ticker: str | None = None,
                       start: float | str = "09:30", minutes: float = 60.0, dt: float = 0.01,
                       cache_dir: str | os.PathLike | None | str = "default",
-                      progress: Callable[[int, int, LobsterDay], None] | None = None) -> list[Book]:
+                      progress: Callable[[int, int, LobsterDay], None] | None = None,
+                      max_gap: float | None = FROZEN_SECONDS, crossed: str = "skip") -> list[Book]:
     """Every day in ``directory`` (one ticker), sorted by date, each resampled (see :func:`load_day`).
 
     ``cache_dir="default"`` uses :func:`default_cache_dir`; ``None`` disables the cache.
@@ -459,13 +578,14 @@ def load_lobster_days(directory: str | os.PathLike, *, ticker: str | None = None
     cdir = default_cache_dir() if cache_dir == "default" else cache_dir
     books = []
     for i, day in enumerate(days):
-        books.append(load_day(day, start=start, minutes=minutes, dt=dt, cache_dir=cdir))
+        books.append(load_day(day, start=start, minutes=minutes, dt=dt, cache_dir=cdir, max_gap=max_gap,
+                              crossed=crossed))
         if progress is not None:
             progress(i + 1, len(days), day)
     return books
 
 
 __all__: Sequence[str] = (
-    "DUMMY_PRICE", "LobsterDay", "parse_lobster_name", "find_lobster_days", "load_lobster",
+    "DUMMY_PRICE", "SWA_LEVELS", "FROZEN_SECONDS", "HALTED", "FROZEN", "LobsterDay", "parse_lobster_name", "find_lobster_days", "load_lobster",
     "seconds_after_midnight", "resample", "default_cache_dir", "load_day", "load_lobster_days",
 )

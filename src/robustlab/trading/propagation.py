@@ -104,16 +104,21 @@ def _exec_range(book: Book, side: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
-def windows_from_book(book: Book, starts, length: int) -> Windows:
-    """Cut windows ``[start, start + length)`` of ``book`` into a :class:`Windows` batch."""
+def windows_from_book(book: Book, starts, length: int, levels: int = ATTACK_LEVELS) -> Windows:
+    """Cut windows ``[start, start + length)`` of ``book`` into a :class:`Windows` batch.
+
+    Only the ``levels`` best levels per side are kept (§3.4.1: the SWA and the adversary use the
+    ten best prices), whatever depth the book has.
+    """
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     if length < 1 or (starts < 0).any() or (starts + length > len(book)).any():
         from ..core.errors import ConfigError
         raise ConfigError(f"windows of {length} snapshots starting at {starts.min()}..{starts.max()} "
                           f"do not fit a book of {len(book)} snapshots")
     idx = starts[:, None] + np.arange(length)[None, :]
-    price = np.stack([book.bid_price[idx], book.ask_price[idx]], axis=2).astype(np.float64)
-    size = np.stack([book.bid_size[idx], book.ask_size[idx]], axis=2).astype(np.float64)
+    k = min(levels, book.levels)
+    price = np.stack([book.bid_price[idx, :k], book.ask_price[idx, :k]], axis=2).astype(np.float64)
+    size = np.stack([book.bid_size[idx, :k], book.ask_size[idx, :k]], axis=2).astype(np.float64)
     blo, bhi = _exec_range(book, "bid")
     alo, ahi = _exec_range(book, "ask")
     return Windows(price, size, blo[idx], bhi[idx], alo[idx], ahi[idx], source=book.source)
