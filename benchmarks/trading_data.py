@@ -74,8 +74,8 @@ def naive_windows(swa_days: list[list[float]], picks, window: int) -> list[list[
     out = []
     for d, s in picks:
         seq = swa_days[d][s:s + window]
-        last = seq[-1]
-        out.append([(v / last - 1.0) * 1e4 for v in seq])
+        mean = sum(seq) / len(seq)
+        out.append([(v / mean - 1.0) * 1e4 for v in seq])
     return out
 
 

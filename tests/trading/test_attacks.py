@@ -110,3 +110,40 @@ def test_zero_universal_perturbation_fools_nobody(data):
     w, model, y = data
     ev = evaluate_universal(model, np.zeros((W, 2, 10)), 2, w, y, input_fn=input_fn)
     assert ev.fooled == 0 and ev.relative_size == 0 and ev.eligible > 0
+
+
+def test_universal_loss_is_computed_on_the_rounded_orders_evaluation_places(data):
+    """The perturbation scored is the one optimised: the loss sees R_r(u), not the fractional u."""
+    import torch.nn.functional as F
+    from robustlab.trading.attacks import apply_universal
+
+    w, model, y = data
+    n = w.shape[0]
+    cfg = UniversalConfig(target=2, steps=1, batch=n, lr=1e-9, init=0.5)     # R_0.95(0.5) = 1 share
+    res = universal_attack(model, w, cfg, input_fn=input_fn)
+    prop, a = apply_universal(np.full((W, 2, 10), 0.5), w)                    # independent: 1 share each
+    with torch.no_grad():
+        ce = F.cross_entropy(model(input_fn(prop.swa(a))), torch.full((n,), 2))
+    assert res.history[0]["ce"] == pytest.approx(float(ce), rel=1e-6)
+    assert (res.orders == 1).all()
+
+
+def test_universal_capital_is_bounded_reported_and_averaged_like_size(data):
+    w, model, y = data
+    free = universal_attack(model, w, UniversalConfig(target=2, steps=30, batch=16), input_fn=input_fn)
+    cap = UniversalConfig(target=2, steps=30, batch=16, capital=2_000.0)
+    bound = universal_attack(model, w, cap, input_fn=input_fn)
+    placed = np.floor(bound.perturbation + 0.95)
+    # independent: mean over the training windows of sum(price x R_r(u)) at occupied levels
+    dollars = (np.nan_to_num(w.price[..., :10]) * w.occupied(10) * placed[None]).sum((1, 2, 3))
+    assert dollars.mean() <= 2_000.0 + 1e-6 and placed.sum() > 0
+    ev = evaluate_universal(model, free.perturbation, 2, w, y, input_fn=input_fn)
+    per = (np.nan_to_num(w.price[..., :10]) * w.occupied(10) * np.floor(free.perturbation + 0.95)[None]).sum((1, 2, 3))
+    clean = predict(model, input_fn, torch.as_tensor(w.clean_swa())).numpy()
+    elig = (clean == y) & (y != 2)
+    assert ev.capital == pytest.approx(per[elig].mean()) and ev.capital_all == pytest.approx(per.mean())
+    assert ev.capital_max == pytest.approx(per.max())
+    prof = np.array(ev.profile)
+    assert prof.shape == (10,) and prof.sum() == pytest.approx(100.0)
+    rows = np.floor(free.perturbation + 0.95).sum((1, 2))
+    assert prof[-1] == pytest.approx(100 * rows[-12:].sum() / rows.sum())      # W = 120: tenths of 12

@@ -19,15 +19,32 @@ def book_from_swa(swa: np.ndarray, date: str = "") -> Book:
                 np.full(n, np.nan), np.full(n, np.nan), source="test", date=date)
 
 
-def test_window_input_is_bps_relative_to_last_value_and_differentiable():
+def test_window_input_is_bps_relative_to_the_window_mean_and_differentiable():
     w = torch.tensor([[10.0, 10.01, 9.99, 10.0], [200.0, 200.0, 201.0, 202.0]], dtype=torch.float64,
                      requires_grad=True)
     x = window_input(w)
-    want = torch.tensor([[0.0, 10.0, -10.0, 0.0], [-99.00990099, -99.00990099, -49.50495050, 0.0]])
+    # means 10.0 and 200.75
+    want = torch.tensor([[0.0, 10.0, -10.0, 0.0],
+                         [(200 / 200.75 - 1) * 1e4, (200 / 200.75 - 1) * 1e4, (201 / 200.75 - 1) * 1e4,
+                          (202 / 200.75 - 1) * 1e4]])
     assert x.dtype == torch.float32
     torch.testing.assert_close(x, want, rtol=0, atol=1e-4)
-    x[0, 1].backward()                    # d/dw1 of (w1/w3 - 1) * 1e4 = 1e4 / w3 = 1000
-    assert w.grad[0, 1].item() == pytest.approx(1000.0)
+    x[0, 1].backward()    # d/dw1 of (w1 / mean(w) - 1) * 1e4 = 1e4 (1/m - w1 / (4 m^2)), m = 10
+    assert w.grad[0, 1].item() == pytest.approx(1e4 * (1 / 10 - 10.01 / (4 * 100)))
+
+
+def test_one_snapshot_cannot_move_the_other_inputs():
+    """An attacker who moves only the last snapshot's SWA by e bps moves every other input by at most
+    about e / W (with inputs relative to the last value it moved all of them by e)."""
+    rng = np.random.default_rng(0)
+    W = 600
+    swa = torch.as_tensor(10.0 + 0.001 * rng.standard_normal((3, W)).cumsum(1))
+    e = 50.0                                                  # bps on the last snapshot
+    moved = swa.clone()
+    moved[:, -1] *= 1 + e / 1e4
+    dx = (window_input(moved) - window_input(swa)).abs()
+    assert dx[:, -1].min() > 0.9 * e
+    assert dx[:, :-1].max() < 2 * e / W
 
 
 def test_labels_from_hand_computed_changes():
@@ -102,7 +119,7 @@ def test_batches_match_an_independent_computation_and_resample_each_step():
     for i in range(5):
         s = books[day[i]].swa()
         w = s[start[i]:start[i] + 50]
-        np.testing.assert_allclose(x[i].numpy(), (w / w[-1] - 1) * 1e4, atol=1e-3)
+        np.testing.assert_allclose(x[i].numpy(), (w / w.mean() - 1) * 1e4, atol=1e-3)
         c = (s[start[i] + 49 + 20] / w[-1] - 1) * 1e4
         assert y[i].item() == (2 if c > data.threshold else 0 if c < -data.threshold else 1)
     assert (day < 2).all()
@@ -122,7 +139,7 @@ def test_simulated_market_end_to_end(tmp_path):
     assert data.count("train") > 0 and data.count("test") > 0
     assert data.class_fractions("train")[1] == pytest.approx(1 / 3, abs=0.01)
     x, y = next(iter(WindowBatches(data, batch_size=8, steps=1).batches(0, torch.Generator())))
-    assert x.shape == (8, 6000) and torch.isfinite(x).all() and (x[:, -1] == 0).all()
+    assert x.shape == (8, 6000) and torch.isfinite(x).all() and (x.double().mean(1).abs() < 1e-3).all()
 
 
 def test_book_windows_are_the_books_rows_in_the_order_asked():

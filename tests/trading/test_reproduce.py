@@ -66,6 +66,63 @@ def test_attack_stage_scores_the_labels_training_uses(small):
     x, _ = data.batch(day, start)
     with torch.no_grad():
         acc = 100 * float((model(x).argmax(1).numpy() == y).mean())
-    assert (day == 2).all() and row["n"] == 30 and row["acc_test"] == pytest.approx(acc)
+    assert (day == 2).all() and row["n"] == 30 and row["acc_clean_attacked"] == pytest.approx(acc)
     assert row["label_counts"] == np.bincount(y, minlength=3).tolist() and 0 < row["label_counts"][1] < 30
     assert (d / "table_3_2.md").read_text().count("SIMULATED") == 1
+
+
+def test_a_test_is_measured_on_the_whole_test_sample_as_table_3_1(small):
+    """Thesis Table 3.2's A_TEST column equals Table 3.1; not the accuracy on the attacked windows."""
+    d, data = small
+    torch.manual_seed(1)
+    model = build_model("linear", window=200, scale="tiny").eval()
+    res = RP.attack_stage(data, {"linear": model}, "tiny", d, seed=5, figures=False,
+                          cfg=GradientAttackConfig(max_steps=1), rcfg=RandomAttackConfig(orders=5))
+    row = res["data"]["rows"][0]
+    # independent: Table 3.1's windows are SMALL["test_windows"] test windows drawn with seed + 7
+    day, start = data.sample("test", SMALL["test_windows"], torch.Generator().manual_seed(5 + 7))
+    x, y = data.batch(day, start)
+    with torch.no_grad():
+        acc = 100 * float((model(x).argmax(1) == y).double().mean())
+    assert row["n_test"] == SMALL["test_windows"] and row["acc_test"] == pytest.approx(acc)
+    assert row["acc_test"] != pytest.approx(row["acc_clean_attacked"])    # 300 vs 30 windows: differ here
+
+
+class Spy(torch.nn.Module):
+    """A linear valuation model that counts forward passes with gradients enabled."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.inner = build_model("linear", window=200, scale="tiny")
+        self.grad_calls = 0
+
+    def forward(self, x):
+        self.grad_calls += int(torch.is_grad_enabled())
+        return self.inner(x)
+
+
+def test_universal_stage_crafts_on_surrogates_and_scores_victims(small):
+    """§3.5: perturbations come from separately trained surrogates; victims are only scored."""
+    d, data = small
+    victims = {"linear": Spy(0), "mlp": Spy(1)}
+    surrogates = {"linear": Spy(2)}
+    res = RP.universal_stage(data, victims, surrogates, "tiny", d, seed=3, figures=True)["data"]
+    assert all(v.grad_calls == 0 for v in victims.values()) and surrogates["linear"].grad_calls >= 2
+    cell = res["cells"]["mlp"]["linear"]
+    assert cell["surrogate"] == "linear surrogate (seed 1003)" and cell["victim"] == "mlp victim (seed 3)"
+    # the penalised vs unpenalised comparison (Fig. 3.2) is scored on every victim, not the surrogate
+    assert set(res["penalty_comparison"]["unpenalised"]) == {"linear", "mlp"}
+    assert "linear surrogate (seed 1003)" in (d / "table_3_3.md").read_text()
+    with pytest.raises(Exception, match="separately trained surrogates"):
+        RP.universal_stage(data, victims, {"linear": victims["linear"]}, "tiny", d, seed=3)
+
+
+def test_surrogates_are_their_own_training_run(small, monkeypatch):
+    d, data = small
+    kw = dict(epochs=1, steps_per_epoch=2, batch_size=16)
+    victims = RP.train_models(data, ["linear"], "tiny", d / "victims", seed=4, progress=False, **kw)
+    sur = RP.train_surrogates(data, ["linear"], "tiny", d, seed=4, progress=False, **kw)
+    assert (d / "surrogates" / "linear" / "model.safetensors").is_file()
+    a, b = victims["linear"].fc.weight, sur["linear"].fc.weight
+    assert a.shape == b.shape and not torch.equal(a, b)

@@ -82,6 +82,10 @@ def test_attack_universal_report(run):
            "--surrogates", "linear"))
     t3 = json.loads((r / "table_3_3.json").read_text())
     assert set(t3["cells"]) == {"linear", "mlp", "lstm"} and set(t3["cells"]["mlp"]) == {"linear"}
+    # crafted on a separately trained surrogate (own seed, own run), scored on the trained victims
+    assert (r / "surrogates" / "linear" / "model.safetensors").is_file()
+    assert t3["cells"]["mlp"]["linear"]["surrogate"] == "linear surrogate (seed 1003)"
+    assert t3["cells"]["mlp"]["linear"]["victim"] == "mlp victim (seed 3)"
     u = np.load(r / "universal_linear_gamma1.npy")
     assert u.shape == (600, 2, 10) and (u >= 0).all()
     report = ok(cli(run, "report", "--out", "run"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -130,8 +131,10 @@ def train(
             how = {"lobster": str(lobster), "ticker": ticker, "minutes": minutes}
         else:
             data = simulated_data(scale, preset, seed, out / "data", update)
-            how = {"preset": preset, "seed": seed, "data_dir": str(out / "data")}
-    write_json(out / "study.json", data_spec(data, scale, **how))
+            how = {"preset": preset, "data_dir": str(out / "data")}
+    recipe = {k: v for k, v in dict(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                                     lr=lr).items() if v is not None}
+    write_json(out / "study.json", data_spec(data, scale, seed=seed, train=recipe, **how))
     console.print(escape(f"{data.asset}: {data.train_days} train / {len(data.swa) - data.train_days} test days, "
                          f"{data.count('train')} / {data.count('test')} windows of {data.window} snapshots, "
                          f"horizon {data.horizon}, flat class |change| <= {data.threshold:.3g} bps "
@@ -173,35 +176,42 @@ def attack(
 @trading_app.command()
 def universal(
     out: Path = typer.Option(Path("runs/trading"), help="Run directory written by `trading train`."),
-    surrogates: str = typer.Option("linear,mlp", help="Models the perturbations are computed on."),
+    surrogates: str = typer.Option("linear,mlp", help="Architectures of the attacker's surrogate models."),
+    surrogate_seed: Optional[int] = typer.Option(None, help="Seed of the surrogates' own training run "
+                                                 "(default: the victims' seed + 1000)."),
     target: str = typer.Option("up", help="Target class: down, flat or up."),
     gamma: float = typer.Option(1.0, help="Relative-size penalty weight (ours; 0 disables)."),
+    capital: Optional[float] = typer.Option(None, help="Bound on the perturbation's mean capital in dollars "
+                                            "over the training windows (default: none)."),
     steps: Optional[int] = typer.Option(None, help="Adam steps per perturbation (ours; default from the scale)."),
     batch: Optional[int] = typer.Option(None, help="Training windows per step (ours; default from the scale)."),
     lr: float = typer.Option(20.0, help="Adam step in shares (ours)."),
     windows: Optional[int] = typer.Option(None, help="Training and test windows (default from the scale)."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = typer.Option(0, help="Seed of window sampling and the perturbation's batches."),
 ):
-    """Universal targeted perturbations transferred to every model (§3.5): Table 3.3 and Figure 3.2."""
+    """Universal targeted perturbations crafted on separately trained surrogates and scored on every
+    trained (victim) model (§3.5): Table 3.3 and Figure 3.2. Surrogates are trained into
+    <out>/surrogates on the same days with their own seed unless already there."""
     from ..core.errors import ConfigError
     from ..trading.attacks import UniversalConfig
-    from ..trading.reproduce import scale_preset, universal_stage
+    from ..trading.reproduce import SURROGATE_SEED_OFFSET, scale_preset, train_models, universal_stage
 
     if target not in _CLASSES:
         raise ConfigError(f"--target must be down, flat or up, not {target!r}")
     if windows is not None and windows < 1:
         raise ConfigError(f"--windows {windows}: must be >= 1")
     sur = _names(surrogates)
-    spec, data, models = _load_run(out)
-    missing = [s for s in sur if s not in models]
-    if missing:
-        raise ConfigError(f"surrogate(s) {', '.join(missing)} not trained in {out}; train them first")
+    spec, data, victims = _load_run(out)
+    s_seed = int(spec.get("seed", 0)) + SURROGATE_SEED_OFFSET if surrogate_seed is None else surrogate_seed
     p = scale_preset(spec["scale"])
     ucfg = UniversalConfig(target=_CLASSES[target], gamma=gamma, steps=steps or p["universal_steps"],
-                           batch=batch or p["universal_batch"], lr=lr, seed=seed)
+                           batch=batch or p["universal_batch"], lr=lr, seed=seed, capital=capital)
+    models = train_models(data, sur, spec["scale"], out / "surrogates", s_seed, progress=True,
+                          **spec.get("train", {}))
     with _bars() as update:
-        universal_stage(data, models, tuple(sur), spec["scale"], out, seed, _CLASSES[target], gamma,
-                        ucfg=ucfg, windows=windows, progress=update)
+        universal_stage(data, victims, models, spec["scale"], out, int(spec.get("seed", 0)), _CLASSES[target],
+                        gamma, ucfg=replace(ucfg, seed=seed), windows=windows, progress=update,
+                        surrogate_seed=s_seed)
     console.print((out / "table_3_3.md").read_text(), markup=False, soft_wrap=True)
 
 

@@ -213,6 +213,9 @@ class UniversalConfig:
 
     ``gamma`` weights the relative-size penalty ``R(delta)`` (mean % of book size); 0 disables it.
     ``lr`` is Adam's step in shares; ``init`` the starting share count at every (t, side, level).
+    The loss is computed on the rounded orders ``R_r(u)`` that evaluation places, with a
+    straight-through gradient. ``capital`` (dollars, None = unbounded) bounds the mean capital
+    ``C(R_r(u))`` over the training windows; ``u`` is scaled down after each step to respect it.
     """
 
     target: int = 2
@@ -225,32 +228,76 @@ class UniversalConfig:
     levels: int = ATTACK_LEVELS
     removal: str = "through"
     seed: int = 0
+    capital: float | None = None
 
     def __post_init__(self):
         if self.target not in (0, 1, 2) or self.gamma < 0 or self.steps < 1 or self.batch < 1 or self.lr <= 0:
             raise ConfigError("universal attack needs target in {0,1,2}, gamma >= 0, steps >= 1, batch >= 1, "
                               f"lr > 0; got {self.target}, {self.gamma}, {self.steps}, {self.batch}, {self.lr}")
+        if self.capital is not None and self.capital <= 0:
+            raise ConfigError(f"universal capital bound {self.capital}: must be > 0 (or None for no bound)")
 
 
 @dataclass
 class UniversalResult:
-    perturbation: np.ndarray    # (W, 2, K) shares by (time, side, level distance from best)
+    perturbation: np.ndarray    # (W, 2, K) shares by (time, side, level distance from best), unrounded
     target: int
     gamma: float
     history: list[dict] = field(default_factory=list)
+    r: float = 0.95
+
+    @property
+    def orders(self) -> np.ndarray:
+        """The whole-share orders ``R_r(u)`` that are placed (and were optimised, §3.4.4)."""
+        return np.floor(self.perturbation + self.r)
 
 
 def _tile(u: torch.Tensor, b: int) -> torch.Tensor:
     return u.unsqueeze(0).expand(b, *u.shape)
 
 
+def round_ste(u: torch.Tensor, r: float) -> torch.Tensor:
+    """``R_r(u)`` in the forward pass, identity gradient in the backward pass (straight-through)."""
+    return u + (round_orders(u, r) - u).detach()
+
+
+def mean_dollars(windows: Windows, k: int) -> torch.Tensor:
+    """(W, 2, k) mean over windows of price x occupied: ``sum(M * R_r(u))`` is the mean capital."""
+    occ = windows.occupied(k)
+    return torch.as_tensor((np.nan_to_num(windows.price[..., :k]) * occ).mean(0), dtype=torch.float64)
+
+
+@torch.no_grad()
+def _bound_capital(u: torch.Tensor, dollars: torch.Tensor, cfg: "UniversalConfig") -> None:
+    """Keep the mean capital of ``R_r(u)`` within ``cfg.capital``: the largest orders stay, in
+    decreasing size, while their cumulative capital fits; the rest are cleared (in place).
+
+    (Scaling ``u`` down would not do: rounding with r = 0.95 turns every small positive entry
+    into one share, so a uniformly shrunk perturbation jumps from over budget to nothing.)
+    """
+    if cfg.capital is None:
+        return
+    cost = (dollars * round_orders(u, cfg.r)).reshape(-1)
+    if float(cost.sum()) <= cfg.capital:
+        return
+    flat, unit = u.view(-1), dollars.reshape(-1)
+    order = torch.argsort(flat, descending=True)
+    spent = torch.cumsum(cost[order], 0)
+    j = int(torch.nonzero(spent > cfg.capital)[0])                 # first order that does not fit
+    before = float(spent[j - 1]) if j else 0.0
+    e = order[j]
+    flat[e] = float(np.floor((cfg.capital - before) / float(unit[e]))) if unit[e] > 0 else flat[e]
+    flat[order[j + 1:]] = 0.0
+
+
 def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = UniversalConfig(),
                      input_fn: InputFn | None = None, device="cpu",
                      progress: Callable[[int, float], None] | None = None) -> UniversalResult:
-    """Solve ``min_u sum_i L(f(SWA(x_i + p_i(u))), y_t) + gamma R(p(u))`` by stochastic gradient (§3.5).
+    """Solve ``min_u sum_i L(f(SWA(x_i + p_i(R_r(u)))), y_t) + gamma R(p(R_r(u)))`` by stochastic gradient (§3.5).
 
     ``windows`` is a pool of training windows; each step samples ``cfg.batch`` of them, builds their
-    propagation and takes one Adam step on ``u`` (projected onto ``u >= 0``).
+    propagation and takes one Adam step on ``u`` (projected onto ``u >= 0`` and the capital bound).
+    The loss sees the same rounded orders ``R_r(u)`` evaluation places (straight-through gradient).
     """
     input_fn = input_fn or window_input
     model.eval()
@@ -261,16 +308,16 @@ def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = 
     u = torch.full((wlen, 2, k), float(cfg.init), dtype=torch.float64, device=device, requires_grad=True)
     opt = torch.optim.Adam([u], lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
+    dollars = mean_dollars(windows, k).to(device)
     hist = []
     try:
         for step in range(cfg.steps):
             idx = rng.choice(n, size=min(cfg.batch, n), replace=False)
             prop = Propagator(subset(windows, idx), k, cfg.removal, device)
-            a = _tile(u, len(idx))
+            a = _tile(round_ste(u, cfg.r), len(idx))
             d = prop(a)
-            swa = prop.swa_from_delta(d)
             yt = torch.full((len(idx),), cfg.target, dtype=torch.long, device=prop.device)
-            ce = F.cross_entropy(_logits(model, input_fn, swa), yt)
+            ce = F.cross_entropy(_logits(model, input_fn, prop.swa_from_delta(d)), yt)
             rel = (100.0 * d.sum((1, 2, 3)) / prop.size.sum((1, 2, 3))).mean()
             loss = ce + cfg.gamma * rel
             opt.zero_grad()
@@ -278,13 +325,27 @@ def universal_attack(model: nn.Module, windows: Windows, cfg: UniversalConfig = 
             opt.step()
             with torch.no_grad():
                 u.clamp_(min=0)
-            hist.append({"step": step + 1, "ce": float(ce.detach()), "relative_size": float(rel.detach())})
+            _bound_capital(u.data, dollars, cfg)
+            hist.append({"step": step + 1, "ce": float(ce.detach()), "relative_size": float(rel.detach()),
+                         "capital": float((dollars * a[0].detach()).sum())})
             if progress:
                 progress(step + 1, float(loss.detach()))
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
-    return UniversalResult(u.detach().cpu().numpy(), cfg.target, cfg.gamma, hist)
+    return UniversalResult(u.detach().cpu().numpy(), cfg.target, cfg.gamma, hist, cfg.r)
+
+
+def size_profile(u: np.ndarray, r: float = 0.95, bins: int = 10) -> list[float]:
+    """% of the placed shares ``R_r(u)`` in each of ``bins`` equal stretches of the window.
+
+    Shows whether a universal perturbation spreads over the window or sits at its end (where,
+    with inputs relative to the last snapshot, one snapshot moved every input).
+    """
+    placed = np.floor(np.asarray(u) + r).sum(axis=(1, 2))
+    total = placed.sum()
+    parts = np.array_split(placed, bins)
+    return [float(100.0 * p.sum() / total) if total > 0 else 0.0 for p in parts]
 
 
 @dataclass
@@ -293,9 +354,15 @@ class UniversalEval:
     eligible: int              # correctly classified, true label and prediction outside the target
     moved: int
     relative_size: float       # mean % of book size over the eligible windows
-    capital: float             # mean dollars placed per window
+    capital: float             # mean dollars placed per window, over the same eligible windows
     target_rate_clean: float   # % of all windows predicted as target, clean
     target_rate_adv: float     # ... and perturbed
+    capital_all: float = float("nan")        # mean dollars over all test windows
+    relative_size_all: float = float("nan")  # mean % of book size over all test windows
+    capital_max: float = float("nan")        # largest capital of one window
+    profile: list = field(default_factory=list)   # size_profile of the placed orders
+    surrogate: str = ""        # the model the perturbation was crafted on
+    victim: str = ""           # the model it was scored on
 
 
 def apply_universal(u: np.ndarray, w: Windows, r: float = 0.95, removal: str = "through",
@@ -309,8 +376,12 @@ def apply_universal(u: np.ndarray, w: Windows, r: float = 0.95, removal: str = "
 
 def evaluate_universal(victim: nn.Module, u: np.ndarray, target: int, w: Windows, labels,
                        input_fn: InputFn | None = None, r: float = 0.95, removal: str = "through",
-                       device="cpu", chunk: int = 128) -> UniversalEval:
-    """Fooling rate of a (possibly transferred) universal perturbation on a victim (§3.5, Table 3.3)."""
+                       device="cpu", chunk: int = 128, surrogate: str = "", victim_name: str = "") -> UniversalEval:
+    """Fooling rate of a (possibly transferred) universal perturbation on a victim (§3.5, Table 3.3).
+
+    Size and capital average over the same eligible windows as the fooling rate (and, as
+    ``*_all``, over every test window).
+    """
     input_fn = input_fn or window_input
     y = np.asarray(labels)
     clean, adv, rel, cap = [], [], [], []
@@ -326,8 +397,11 @@ def evaluate_universal(victim: nn.Module, u: np.ndarray, target: int, w: Windows
     elig = (clean == y) & (y != target)
     moved = elig & (adv == target)
     n = int(elig.sum())
+    mean = lambda x: float(x[elig].mean()) if n else float("nan")  # noqa: E731
     return UniversalEval(
         fooled=100.0 * moved.sum() / max(n, 1), eligible=n, moved=int(moved.sum()),
-        relative_size=float(rel[elig].mean()) if n else float("nan"), capital=float(cap.mean()),
+        relative_size=mean(rel), capital=mean(cap),
         target_rate_clean=100.0 * float((clean == target).mean()),
-        target_rate_adv=100.0 * float((adv == target).mean()))
+        target_rate_adv=100.0 * float((adv == target).mean()),
+        capital_all=float(cap.mean()), relative_size_all=float(rel.mean()), capital_max=float(cap.max()),
+        profile=size_profile(u, r), surrogate=surrogate, victim=victim_name)

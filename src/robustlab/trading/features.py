@@ -15,11 +15,12 @@
   remaining days test (§3.3.1). Windows never cross a day boundary, and a window counts only
   if its SWA and its label point are defined (no empty book).
 * **Input normalisation (ours; the thesis does not state one).** A model sees
-  :func:`window_input`: the window relative to its own last value, in basis points,
-  ``x_t = (SWA_t / SWA_last - 1) * 1e4``. This makes Ford (~$9) and Nvidia (~$180) windows
-  comparable and matches the label's scale. It is a differentiable torch function, so the
-  attacks apply it to the perturbed SWA (raw book -> SWA -> ``window_input`` -> model) and the
-  gradient reaches the adversarial orders.
+  :func:`window_input`: the window relative to its own mean, in basis points,
+  ``x_t = (SWA_t / mean(SWA) - 1) * 1e4``. This makes Ford (~$9) and Nvidia (~$180) windows
+  comparable, matches the label's scale, and no single snapshot moves the other inputs by
+  more than ``1/W`` of its own change (a last-value reference let the last snapshot shift all
+  of them). It is a differentiable torch function, so the attacks apply it to the perturbed
+  SWA (raw book -> SWA -> ``window_input`` -> model) and the gradient reaches the orders.
 
 :class:`WindowData` holds the per-day SWA series, the split and the threshold, and (with
 ``keep_books``) the clean book slice of every window for the attacks' propagation
@@ -48,11 +49,15 @@ CLASSES = ("down", "flat", "up")
 
 
 def window_input(swa_window: torch.Tensor) -> torch.Tensor:
-    """Model input of SWA windows ``(..., W)``: ``(swa / swa[..., -1] - 1) * 1e4`` (bps), float32.
+    """Model input of SWA windows ``(..., W)``: ``(swa / mean(swa) - 1) * 1e4`` (bps), float32.
 
-    Differentiable; the one map from SWA to model input used for training and for attacks.
+    Relative to the window's **mean**, not to one of its snapshots: an adversary who moves one
+    snapshot's SWA by ``e`` bps moves every other input by only ``e / W`` (with the last snapshot
+    as reference it moved all ``W`` inputs by ``e``, so a perturbation at the window's end
+    controlled the whole input). Differentiable; the one map from SWA to model input used for
+    training and for attacks.
     """
-    rel = swa_window / swa_window[..., -1:]        # float64 ratio: changes are ~1e-4 of the price
+    rel = swa_window / swa_window.mean(-1, keepdim=True)   # float64 ratio: changes are ~1e-4 of the price
     return rel.sub_(1.0).mul_(BPS).to(torch.float32)   # in place on a fresh tensor: autograd-safe
 
 

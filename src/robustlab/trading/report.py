@@ -62,31 +62,49 @@ def table_3_1(rows: list[dict], baselines: dict[str, dict], note: str) -> str:
 def table_3_2(rows: list[dict], note: str) -> str:
     """Table 3.2: accuracy clean / random orders / gradient attack, capital and size of successes."""
     out = [f"### Table 3.2 — clean vs perturbed accuracy ({note})", "",
-           "| ASSET | MODEL | A_TEST (%) | A_RAND (%) | A_ADV (%) | CAPITAL ($) | SIZE (%) | COST ($) | N |",
+           "| ASSET | MODEL | A_TEST (%) | A_RAND (%) | A_ADV (%) | CAPITAL ($) | SIZE (%) | COST ($) | N ATTACKED |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['asset']} | {r['model'].upper()} | {r['acc_test']:.2f} | {r['acc_rand']:.2f} | "
                    f"{r['acc_adv']:.2f} | {_fmt(r['capital'], 0)} | {_size(r['size'])} | {_fmt(r['cost'])} | {r['n']} |")
-    out += ["", "CAPITAL and SIZE average over successful attacks (§3.4.2); COST is the mean mark-to-market "
-            "loss to the attacker over all attacked windows."]
+    out += ["", "A_TEST is measured on the whole sampled test set (the same windows as Table 3.1); A_RAND "
+            "and A_ADV on the attacked windows. CAPITAL and SIZE average over successful attacks (§3.4.2); "
+            "COST is the mean mark-to-market loss to the attacker over all attacked windows."]
     return "\n".join(out) + "\n"
 
 
-def table_3_3(cells: dict[str, dict[str, dict]], note: str) -> str:
-    """Table 3.3: fooled % and relative size for each victim (rows) under each surrogate's perturbation."""
-    surrogates = sorted({s for v in cells.values() for s in v})
-    head = "| MODEL | " + " | ".join(f"U_{s.upper()} FOOLED | U_{s.upper()} SIZE" for s in surrogates) + " |"
-    out = [f"### Table 3.3 — universal transfer attacks ({note})", "", head,
-           "|---|" + "---|---|" * len(surrogates)]
+def table_3_3(cells: dict[str, dict[str, dict]], note: str, names: dict | None = None,
+              penalty: dict | None = None) -> str:
+    """Table 3.3: fooled %, relative size and capital for each victim (rows) under each surrogate's
+    perturbation (columns), the size-over-time profile of each perturbation, and the penalised vs
+    unpenalised comparison (Fig. 3.2) scored on the victims."""
+    names = names or {}
+    surrogates = list(dict.fromkeys(s for v in cells.values() for s in v))
+    head = "| VICTIM | " + " | ".join(f"U_{s.upper()} FOOLED | SIZE | CAPITAL ($)" for s in surrogates) + " |"
+    out = [f"### Table 3.3 — universal transfer attacks ({note})", "",
+           "Crafted on: " + "; ".join(f"U_{s.upper()} = {names.get('surrogate', {}).get(s, s)}" for s in surrogates),
+           "", head, "|---|" + "---|---|---|" * len(surrogates)]
     for victim, row in cells.items():
         parts = []
         for s in surrogates:
             c = row.get(s)
-            parts += ([f"{c['fooled']:.2f}% ({c['moved']}/{c['eligible']})", f"{c['relative_size']:.1f}%"]
-                      if c else ["—", "—"])
-        out.append(f"| {victim.upper()} | " + " | ".join(parts) + " |")
+            parts += ([f"{c['fooled']:.2f}% ({c['moved']}/{c['eligible']})", f"{c['relative_size']:.2f}%",
+                       _fmt(c["capital"], 0)] if c else ["—", "—", "—"])
+        out.append(f"| {names.get('victim', {}).get(victim, victim).upper()} | " + " | ".join(parts) + " |")
     out += ["", "FOOLED: share of correctly classified test windows outside the target class that the "
-            "perturbation moves into it (§3.5)."]
+            "perturbation moves into it (§3.5). SIZE and CAPITAL average over those same windows.", "",
+            "Size over time (% of the placed shares in each tenth of the window, first to last):", ""]
+    for s in surrogates:
+        prof = next((row[s]["profile"] for row in cells.values() if s in row), [])
+        out.append(f"* U_{s.upper()}: " + " / ".join(f"{x:.0f}" for x in prof))
+    if penalty:
+        out += ["", f"Size penalty (Fig. 3.2), perturbations crafted on {penalty['surrogate']}, scored on the victims:",
+                "", "| VICTIM | UNPENALISED FOOLED | SIZE | PENALISED FOOLED | SIZE |", "|---|---|---|---|---|"]
+        for v, free in penalty["unpenalised"].items():
+            pen = penalty["penalised"][v]
+            out.append(f"| {v.upper()} | {free['moved']}/{free['eligible']} ({free['fooled']:.1f}%) | "
+                       f"{free['relative_size']:.2f}% | {pen['moved']}/{pen['eligible']} ({pen['fooled']:.1f}%) | "
+                       f"{pen['relative_size']:.2f}% |")
     return "\n".join(out) + "\n"
 
 

@@ -167,9 +167,46 @@ def _tick(progress: Progress | None, desc: str, done: int, total: int) -> None:
 
 # ----------------------------------------------------------------------------- stages
 
+#: Surrogates are trained as their own runs (§3.5: the attacker "does not know the parameters"):
+#: same days, same recipe, seed = the victims' seed + this offset.
+SURROGATE_SEED_OFFSET = 1000
+
+
+def test_sample(data: WindowData, scale: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampled test windows every accuracy is measured on (§3.3.3: 10,000 at paper scale);
+    A_TEST of Table 3.2 is measured on these too, so it equals Table 3.1's column."""
+    return data.batch(*data.sample("test", scale_preset(scale)["test_windows"], _gen(seed + 7)))
+
+
 def _row(data: WindowData, name: str, model, x: torch.Tensor, y: torch.Tensor) -> dict:
     acc, se = accuracy(model, x, y)
     return {"asset": data.asset, "model": name, "acc": acc, "se": se, "n": len(y)}
+
+
+def train_models(data: WindowData, names, scale: str, model_dir: Path, seed: int = 0, progress: bool = True,
+                 resume: bool = False, reuse: bool = True, **overrides) -> dict:
+    """Train (or with ``reuse`` load finished) models ``names`` into ``model_dir/<name>/`` (§3.3.2)."""
+    models = {}
+    for name in names:
+        final = Path(model_dir) / name / "model.safetensors"
+        if reuse and final.exists():  # a finished model of an earlier stage/table: reuse it
+            models[name], _ = load_valuation(final)
+            continue
+        cfg = train_config(name, scale, seed=seed, device="cpu", **overrides)
+        batches = WindowBatches(data, cfg.batch_size, cfg.extra["steps_per_epoch"], "train")
+        models[name], _ = train_valuation(
+            name, batches, cfg, data.window, scale, out_dir=Path(model_dir) / name, resume=resume,
+            progress=progress, meta={"asset": data.asset, "data_source": data.source,
+                                     "threshold_bps": data.threshold, "horizon": data.horizon})
+    return models
+
+
+def train_surrogates(data: WindowData, names, scale: str, out_dir: Path, seed: int = 0, progress: bool = True,
+                     **overrides) -> dict:
+    """The attacker's own models (§3.5): trained separately on the same days with their own seed
+    (victims' seed + :data:`SURROGATE_SEED_OFFSET`) into ``out_dir/surrogates/<name>/``."""
+    return train_models(data, names, scale, Path(out_dir) / "surrogates", seed + SURROGATE_SEED_OFFSET,
+                        progress=progress, **overrides)
 
 
 def train_stage(data: WindowData, names, scale: str, out_dir: Path, seed: int = 0, progress: bool = True,
@@ -183,25 +220,14 @@ def train_stage(data: WindowData, names, scale: str, out_dir: Path, seed: int = 
     out_dir = Path(out_dir)
     model_dir = Path(model_dir) if model_dir is not None else out_dir / "models"
     p = scale_preset(scale)
-    x_test, y_test = data.batch(*data.sample("test", p["test_windows"], _gen(seed + 7)))
+    x_test, y_test = test_sample(data, scale, seed)
     y_train = torch.from_numpy(data.labels(*data.sample("train", p["test_windows"], _gen(seed + 8))))
-    rows, models = [], {}
-    for name in names:
-        final = model_dir / name / "model.safetensors"
-        if reuse and final.exists():  # a finished model of an earlier stage/table: reuse it
-            models[name], _ = load_valuation(final)
-        else:
-            cfg = train_config(name, scale, seed=seed, device="cpu", **overrides)
-            batches = WindowBatches(data, cfg.batch_size, cfg.extra["steps_per_epoch"], "train")
-            models[name], _ = train_valuation(
-                name, batches, cfg, data.window, scale, out_dir=model_dir / name, resume=resume,
-                progress=progress, meta={"asset": data.asset, "data_source": data.source,
-                                         "threshold_bps": data.threshold, "horizon": data.horizon})
-        rows.append(_row(data, name, models[name], x_test, y_test))
+    models = train_models(data, names, scale, model_dir, seed, progress, resume, reuse, **overrides)
+    rows = [_row(data, name, models[name], x_test, y_test) for name in names]
     base = {data.asset: baselines(y_train, y_test)}
     note = R.data_note(data.source, scale)
     table = {"table": "3.1", "note": note, "rows": rows, "baselines": base, "threshold_bps": data.threshold,
-             "data": data.describe()}
+             "data": data.describe(), "seed": seed}
     R.write_table(out_dir, "table_3_1", R.table_3_1(rows, base, note), table)
     return {"data": table, "models": models}
 
@@ -240,13 +266,16 @@ def attack_stage(data: WindowData, models: dict, scale: str, out_dir: Path, seed
     day, start = data.sample("test", windows or p["attack_windows"], _gen(seed + 9))
     y = data.labels(day, start)
     w = data.book_windows(day, start)
+    x_test, y_test = test_sample(data, scale, seed)
     note = R.data_note(data.source, scale)
     rows, fig_done = [], not figures
     for name, model in models.items():
         rnd, adv = _attack_chunks(model, w, y, cfg, rcfg, f"attacking {name}", progress, chunk)
         ok = adv.success
-        rows.append({"asset": data.asset, "model": name, "n": len(y),
-                     "acc_test": 100 * float((adv.clean_pred == y).mean()),
+        acc_test, se_test = accuracy(model, x_test, y_test)     # whole test sample, as Table 3.1
+        rows.append({"asset": data.asset, "model": name, "n": len(y), "n_test": len(y_test),
+                     "acc_test": acc_test, "acc_test_se": se_test,
+                     "acc_clean_attacked": 100 * float((adv.clean_pred == y).mean()),
                      "acc_rand": 100 * float((rnd.adv_pred == y).mean()),
                      "acc_adv": 100 * float((adv.adv_pred == y).mean()),
                      "capital": _mean_where(adv.capital, ok), "size": _mean_where(adv.relative_size, ok),
@@ -277,39 +306,63 @@ def _universal(model, w_tr, ucfg: UniversalConfig, desc: str, progress: Progress
     return universal_attack(model, w_tr, ucfg, progress=cb)
 
 
-def universal_stage(data: WindowData, models: dict, surrogates, scale: str, out_dir: Path, seed: int = 0,
+def _check_transfer(victims: dict, surrogates: dict) -> None:
+    """§3.5's attacker does not know the victims' parameters: a surrogate must be its own model."""
+    for s, sm in surrogates.items():
+        for v, vm in victims.items():
+            if sm is vm:
+                raise ConfigError(f"surrogate {s!r} is the victim {v!r} itself; a transfer attack crafts on "
+                                  f"separately trained surrogates (train_surrogates) and scores on the victims")
+
+
+def universal_stage(data: WindowData, victims: dict, surrogates: dict, scale: str, out_dir: Path, seed: int = 0,
                     target: int = 2, gamma: float = 1.0, figures: bool = True, ucfg: UniversalConfig | None = None,
-                    windows: int | None = None, progress: Progress | None = None) -> dict:
-    """Universal targeted perturbations (§3.5) on each surrogate, transferred to every victim; Table 3.3,
-    Fig. 3.2. ``windows`` caps the training and test pools (default from the scale)."""
+                    windows: int | None = None, progress: Progress | None = None,
+                    surrogate_seed: int | None = None) -> dict:
+    """Universal targeted perturbations (§3.5) crafted on each surrogate and transferred to every victim
+    (models trained separately, :func:`train_surrogates`); Table 3.3 and Fig. 3.2, whose penalised vs
+    unpenalised comparison is scored on the victims too. Every cell names its surrogate and victim.
+    ``windows`` caps the training and test pools (default from the scale)."""
+    _check_transfer(victims, surrogates)
     p = scale_preset(scale)
+    s_seed = seed + SURROGATE_SEED_OFFSET if surrogate_seed is None else surrogate_seed
     ucfg = replace(ucfg or UniversalConfig(steps=p["universal_steps"], batch=p["universal_batch"], seed=seed),
                    target=target, gamma=gamma)
     w_tr = data.book_windows(*data.sample("train", windows or p["universal_train"], _gen(seed + 10)))
     d_te, s_te = data.sample("test", windows or p["universal_test"], _gen(seed + 11))
     w_te, y_te = data.book_windows(d_te, s_te), data.labels(d_te, s_te)
-    cells: dict[str, dict] = {v: {} for v in models}
+    names = {"surrogate": {s: f"{s} surrogate (seed {s_seed})" for s in surrogates},
+             "victim": {v: f"{v} victim (seed {seed})" for v in victims}}
+
+    def score(u: np.ndarray, s: str) -> dict[str, dict]:
+        return {v: asdict(evaluate_universal(vm, u, target, w_te, y_te, r=ucfg.r, removal=ucfg.removal,
+                                             surrogate=names["surrogate"][s], victim_name=names["victim"][v]))
+                for v, vm in victims.items()}
+
+    cells: dict[str, dict] = {v: {} for v in victims}
     perts = {}
-    for s in surrogates:
-        perts[s] = _universal(models[s], w_tr, ucfg, f"universal on {s}", progress)
+    for s, sm in surrogates.items():
+        perts[s] = _universal(sm, w_tr, ucfg, f"universal on {s} surrogate", progress)
         np.save(out_dir / f"universal_{s}_gamma{gamma:g}.npy", perts[s].perturbation)
-        for v, victim in models.items():
-            cells[v][s] = asdict(evaluate_universal(victim, perts[s].perturbation, target, w_te, y_te))
+        for v, c in score(perts[s].perturbation, s).items():
+            cells[v][s] = c
     note = R.data_note(data.source, scale)
     extra = {}
     if figures and surrogates:
-        s = surrogates[-1]
-        free = _universal(models[s], w_tr, replace(ucfg, gamma=0.0), f"universal on {s}, no penalty", progress)
-        e_free, e_pen = asdict(evaluate_universal(models[s], free.perturbation, target, w_te, y_te)), cells[s][s]
-        extra = {"surrogate": s, "unpenalised": e_free, "penalised": e_pen}
+        s = list(surrogates)[-1]
+        free = _universal(surrogates[s], w_tr, replace(ucfg, gamma=0.0), f"universal on {s}, no penalty", progress)
+        extra = {"surrogate": names["surrogate"][s], "unpenalised": score(free.perturbation, s),
+                 "penalised": {v: cells[v][s] for v in victims}}
+        v = s if s in victims else next(iter(victims))
+        e_free, e_pen = extra["unpenalised"][v], extra["penalised"][v]
         R.figure_3_2(free.perturbation, perts[s].perturbation,
-                     f"{s}, no size penalty: fooled {e_free['moved']}/{e_free['eligible']}, "
-                     f"size {e_free['relative_size']:.2f}%",
-                     f"{s}, gamma={gamma:g}: fooled {e_pen['moved']}/{e_pen['eligible']}, "
-                     f"size {e_pen['relative_size']:.2f}%", out_dir / "figure_3_2.png", note)
+                     f"{s} surrogate, no size penalty -> {v} victim: fooled {e_free['moved']}/"
+                     f"{e_free['eligible']}, size {e_free['relative_size']:.2f}%",
+                     f"{s} surrogate, gamma={gamma:g} -> {v} victim: fooled {e_pen['moved']}/"
+                     f"{e_pen['eligible']}, size {e_pen['relative_size']:.2f}%", out_dir / "figure_3_2.png", note)
     table = {"table": "3.3", "note": note, "target": R.CLASS_NAMES[target], "gamma": gamma, "cells": cells,
-             "penalty_comparison": extra, "universal": asdict(ucfg)}
-    R.write_table(out_dir, "table_3_3", R.table_3_3(cells, note), table)
+             "names": names, "penalty_comparison": extra, "universal": asdict(ucfg)}
+    R.write_table(out_dir, "table_3_3", R.table_3_3(cells, note, names, extra), table)
     return {"data": table}
 
 
@@ -386,7 +439,8 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
     elif key == "3.2":
         table = attack_stage(data, models, scale, out, seed)["data"]
     else:
-        table = universal_stage(data, models, ("linear", "mlp"), scale, out, seed)["data"]
+        surrogates = train_surrogates(data, ("linear", "mlp"), scale, out, seed, progress=progress)
+        table = universal_stage(data, models, surrogates, scale, out, seed)["data"]
     held = {k: bool(v) for k, v in claims(key, table).items()}
     result = {"table": key, "scale": scale, "note": R.data_note(data.source, scale), "data": table,
               "claims": held, "claims_held": sum(held.values()), "claims_total": len(held),
