@@ -217,156 +217,166 @@ def _run_events(p: Preset, levels: int, open_tick: int, t_ns, kind, u_side, u_pi
     Returns the written messages (prices in ticks), for each the visible ask and bid levels as
     tuples ``(price index..., sizes...)`` (index -1 = empty level), and the tick of index 0.
     """
-    span = max(4 * p.max_distance + 8 * levels, int(open_tick * 0.6))
-    lo_tick = max(1, open_tick - span)
-    hi_tick = open_tick + span
-    n_ticks = hi_tick - lo_tick + 1
-    # queues[side][i]: FIFO list of orders [id, size, side, index]; sizes[side][i]: shares there;
-    # resting: every order placed (executed ones, size 0, are dropped when drawn for cancelling)
-    queues = ([[] for _ in range(n_ticks)], [[] for _ in range(n_ticks)])   # 0 bid, 1 ask
-    sizes = ([0] * n_ticks, [0] * n_ticks)
-    resting: list[list] = []
-    oid = oid0
-    o = open_tick - lo_tick
-    for k in range(p.max_distance):
-        for side, i in ((0, o - 1 - k), (1, o + k)):
-            for s in init[side, k]:
-                oid += 1
-                order = [oid, int(s), side, i]
-                queues[side][i].append(order)
-                resting.append(order)
-                sizes[side][i] += int(s)
-    best = [o - 1, o]                   # best bid / best ask index (-1 / n_ticks when empty)
+    m = _Market(p, levels, open_tick, init, write_from, write_to, oid0)
+    handlers = (m.limit, m.market, m.cancel)
+    for e in range(len(kind)):
+        z = math.tanh((fv[e] - m.lo_tick - m.mid()) / p.fv_scale)
+        handlers[kind[e]](int(t_ns[e]), z, u_side[e], u_pick[e], u_part[e], dist[e], lsize[e], msize[e])
+    return m.msgs, m.ask_rows, m.bid_rows, m.lo_tick
 
-    def scan(side: int) -> tuple:
+
+class _Market:
+    """The simulated book: FIFO queues per (side, tick), the visible levels, the written messages.
+
+    ``queues[side][i]``: FIFO list of orders ``[id, size, side, index]`` (side 0 bid, 1 ask);
+    ``sizes[side][i]``: shares there; ``resting``: every order placed (executed ones, size 0, are
+    dropped when drawn for cancelling); ``best``: best bid / ask index (-1 / n_ticks when empty);
+    ``snap``: the current visible levels of each side as written to the orderbook file.
+    """
+
+    def __init__(self, p: Preset, levels: int, open_tick: int, init, write_from: int, write_to: int, oid0: int):
+        span = max(4 * p.max_distance + 8 * levels, int(open_tick * 0.6))
+        self.p, self.L = p, levels
+        self.lo_tick = max(1, open_tick - span)
+        self.n_ticks = open_tick + span - self.lo_tick + 1
+        self.queues = ([[] for _ in range(self.n_ticks)], [[] for _ in range(self.n_ticks)])
+        self.sizes = ([0] * self.n_ticks, [0] * self.n_ticks)
+        self.resting: list[list] = []
+        self.oid = oid0
+        self.o = open_tick - self.lo_tick
+        for k in range(p.max_distance):
+            for side, i in ((0, self.o - 1 - k), (1, self.o + k)):
+                for s in init[side, k]:
+                    self._add(side, i, int(s))
+        self.best = [self.o - 1, self.o]
+        self.snap = [self.scan(0), self.scan(1)]
+        self.msgs: list[tuple] = []
+        self.bid_rows: list[tuple] = []
+        self.ask_rows: list[tuple] = []
+        self.write_from, self.write_to = write_from, write_to
+
+    def _add(self, side: int, i: int, size: int) -> None:
+        self.oid += 1
+        order = [self.oid, size, side, i]
+        self.queues[side][i].append(order)
+        self.resting.append(order)
+        self.sizes[side][i] += size
+
+    def mid(self) -> float:
+        bb, ba = self.best
+        n = self.n_ticks
+        if bb >= 0 and ba < n:
+            return 0.5 * (bb + ba)
+        return (bb + 1 if bb >= 0 else ba - 1) if (bb >= 0 or ba < n) else self.o
+
+    def scan(self, side: int) -> tuple:
         """Visible levels of ``side``: (p1..pL, s1..sL) with -1 / 0 for empty levels."""
-        sz = sizes[side]
-        i = best[side]
+        sz = self.sizes[side]
+        i = self.best[side]
         step = -1 if side == 0 else 1
         ps, ss = [], []
-        while len(ps) < levels and 0 <= i < n_ticks:
+        while len(ps) < self.L and 0 <= i < self.n_ticks:
             s = sz[i]
             if s:
                 ps.append(i)
                 ss.append(s)
             i += step
-        pad = levels - len(ps)
+        pad = self.L - len(ps)
         return tuple(ps) + (-1,) * pad + tuple(ss) + (0,) * pad
 
-    def fix_best(side: int) -> None:
-        sz = sizes[side]
-        i = best[side]
+    def fix_best(self, side: int) -> None:
+        sz, i = self.sizes[side], self.best[side]
         if side == 0:
             while i >= 0 and not sz[i]:
                 i -= 1
         else:
-            while i < n_ticks and not sz[i]:
+            while i < self.n_ticks and not sz[i]:
                 i += 1
-        best[side] = i
+        self.best[side] = i
 
-    snap = [scan(0), scan(1)]
-    msgs: list[tuple] = []
-    bid_rows: list[tuple] = []
-    ask_rows: list[tuple] = []
-    L = levels
-    lean_m, lean_l, lean_c, scale = p.lean_market, p.lean_limit, p.lean_cancel, p.fv_scale
-    cref, p_part = p.cancel_ref, p.p_partial
-    tanh = math.tanh
-
-    def visible(side: int, i: int) -> bool:
-        sn = snap[side]
-        worst = sn[L - 1]
+    def visible(self, side: int, i: int) -> bool:
+        worst = self.snap[side][self.L - 1]
         if worst < 0:
             return True
         return i >= worst if side == 0 else i <= worst
 
-    def emit(t: int, typ: int, order: int, size: int, side: int, i: int, was_visible: bool) -> None:
-        # direction: +1 buy limit order (bid side), -1 sell limit order (ask side)
-        if not (write_from <= t < write_to):
-            if was_visible or visible(side, i):
-                snap[side] = scan(side)
+    def emit(self, t: int, typ: int, order: int, size: int, side: int, i: int, was_visible: bool) -> None:
+        """Record the message if it touches the visible levels (direction +1 bid, -1 ask)."""
+        if not (self.write_from <= t < self.write_to):
+            if was_visible or self.visible(side, i):
+                self.snap[side] = self.scan(side)
             return
-        if not (was_visible or visible(side, i)):
+        if not (was_visible or self.visible(side, i)):
             return
-        snap[side] = scan(side)
-        msgs.append((t, typ, order, size, i + lo_tick, 1 if side == 0 else -1))
-        bid_rows.append(snap[0])
-        ask_rows.append(snap[1])
+        self.snap[side] = self.scan(side)
+        self.msgs.append((t, typ, order, size, i + self.lo_tick, 1 if side == 0 else -1))
+        self.bid_rows.append(self.snap[0])
+        self.ask_rows.append(self.snap[1])
 
-    for e in range(len(kind)):
-        t = int(t_ns[e])
-        bb, ba = best
-        if bb >= 0 and ba < n_ticks:
-            mid = 0.5 * (bb + ba)
+    def limit(self, t, z, u_side, u_pick, u_part, d, lsize, msize) -> None:
+        """A limit order ``d`` ticks from the opposite best quote, on the side the fair value leans to."""
+        side = 0 if u_side < 0.5 + self.p.lean_limit * z else 1
+        bb, ba = self.best
+        if side == 0:
+            i = (ba if ba < self.n_ticks else int(self.mid()) + 1) - d
         else:
-            mid = (bb + 1 if bb >= 0 else ba - 1) if (bb >= 0 or ba < n_ticks) else o
-        z = tanh((fv[e] - lo_tick - mid) / scale)
-        k = kind[e]
-        if k == 0:                                      # limit order
-            side = 0 if u_side[e] < 0.5 + lean_l * z else 1
-            d = dist[e]
-            if side == 0:
-                i = (ba if ba < n_ticks else int(mid) + 1) - d
-            else:
-                i = (bb if bb >= 0 else int(mid)) + d
-            if not 0 <= i < n_ticks:
-                continue
-            oid += 1
-            s = lsize[e]
-            order = [oid, s, side, i]
-            queues[side][i].append(order)
-            resting.append(order)
-            sizes[side][i] += s
-            if (side == 0 and i > bb) or (side == 1 and i < ba):
-                best[side] = i
-            emit(t, 1, oid, s, side, i, False)
-        elif k == 1:                                    # market order: walks the opposite side
-            side = 1 if u_side[e] < 0.5 + lean_m * z else 0   # side of the book that is hit
-            left = msize[e]
-            while left > 0 and 0 <= best[side] < n_ticks:
-                i = best[side]
-                q = queues[side][i]
-                head = q[0]
-                fill = head[1] if head[1] <= left else left
-                head[1] -= fill
-                sizes[side][i] -= fill
-                left -= fill
-                if head[1] == 0:
-                    q.pop(0)
-                if not sizes[side][i]:
-                    fix_best(side)
-                emit(t, 4, head[0], fill, side, i, True)
-        else:                                           # cancellation
-            n = len(resting)
-            if n == 0:
-                continue
-            j = int(u_pick[e] * n)
-            order = resting[j]
-            if order[1] == 0:                           # executed meanwhile: forget it
-                resting[j] = resting[-1]
-                resting.pop()
-                continue
-            side, i = order[2], order[3]
-            keep = min(1.0, n / cref) * (1.0 - lean_c * z if side == 0 else 1.0 + lean_c * z)
-            if u_side[e] >= keep:
-                continue
-            was = visible(side, i)
-            if u_part[e] < p_part and order[1] >= 2 * p.lot:
-                part = (order[1] // (2 * p.lot)) * p.lot
-                order[1] -= part
-                sizes[side][i] -= part
-                emit(t, 2, order[0], part, side, i, was)
-            else:
-                resting[j] = resting[-1]
-                resting.pop()
-                queues[side][i].remove(order)
-                size = order[1]
-                order[1] = 0
-                sizes[side][i] -= size
-                if not sizes[side][i] and i == best[side]:
-                    fix_best(side)
-                emit(t, 3, order[0], size, side, i, was)
-    return msgs, ask_rows, bid_rows, lo_tick
+            i = (bb if bb >= 0 else int(self.mid())) + d
+        if not 0 <= i < self.n_ticks:
+            return
+        self._add(side, i, lsize)
+        if (side == 0 and i > bb) or (side == 1 and i < ba):
+            self.best[side] = i
+        self.emit(t, 1, self.oid, lsize, side, i, False)
+
+    def market(self, t, z, u_side, u_pick, u_part, d, lsize, msize) -> None:
+        """A market order walking the opposite side FIFO, one type-4 message per fill."""
+        side = 1 if u_side < 0.5 + self.p.lean_market * z else 0   # side of the book that is hit
+        left = msize
+        while left > 0 and 0 <= self.best[side] < self.n_ticks:
+            i = self.best[side]
+            q = self.queues[side][i]
+            head = q[0]
+            fill = head[1] if head[1] <= left else left
+            head[1] -= fill
+            self.sizes[side][i] -= fill
+            left -= fill
+            if head[1] == 0:
+                q.pop(0)
+            if not self.sizes[side][i]:
+                self.fix_best(side)
+            self.emit(t, 4, head[0], fill, side, i, True)
+
+    def cancel(self, t, z, u_side, u_pick, u_part, d, lsize, msize) -> None:
+        """Cancel a uniformly drawn resting order (kept with a rate that grows with the book)."""
+        resting, n = self.resting, len(self.resting)
+        if n == 0:
+            return
+        j = int(u_pick * n)
+        order = resting[j]
+        if order[1] == 0:                           # executed meanwhile: forget it
+            resting[j] = resting[-1]
+            resting.pop()
+            return
+        side, i = order[2], order[3]
+        lean = self.p.lean_cancel * z
+        keep = min(1.0, n / self.p.cancel_ref) * (1.0 - lean if side == 0 else 1.0 + lean)
+        if u_side >= keep:
+            return
+        was = self.visible(side, i)
+        if u_part < self.p.p_partial and order[1] >= 2 * self.p.lot:
+            part = (order[1] // (2 * self.p.lot)) * self.p.lot
+            order[1] -= part
+            self.sizes[side][i] -= part
+            self.emit(t, 2, order[0], part, side, i, was)
+            return
+        resting[j] = resting[-1]
+        resting.pop()
+        self.queues[side][i].remove(order)
+        size, order[1] = order[1], 0
+        self.sizes[side][i] -= size
+        if not self.sizes[side][i] and i == self.best[side]:
+            self.fix_best(side)
+        self.emit(t, 3, order[0], size, side, i, was)
 
 
 def _assemble(p: Preset, msgs, ask_rows, bid_rows, levels: int, lo_tick: int) -> tuple[np.ndarray, np.ndarray]:
