@@ -24,9 +24,12 @@ def test_tables_name_simulated_data_and_scale(tmp_path):
            "capital": 26808.0, "size": 0.04, "cost": 0.5, "n": 100}]
     md2 = R.table_3_2(r2, note)
     assert "| 26,808 | < 0.1 |" in md2
-    cells = {"lstm": {"linear": {"fooled": 31.21, "moved": 10, "eligible": 32, "relative_size": 0.9}}}
-    md3 = R.table_3_3(cells, note)
-    assert "31.21% (10/32)" in md3 and "U_LINEAR FOOLED" in md3
+    cells = {"lstm": {"linear": {"fooled": 31.21, "moved": 10, "eligible": 32, "relative_size": 0.9,
+                                 "capital": 12345.0, "profile": [10.0] * 10}}}
+    names = {"surrogate": {"linear": "linear surrogate (seed 1000)"}, "victim": {"lstm": "lstm victim (seed 0)"}}
+    md3 = R.table_3_3(cells, note, names)
+    assert "31.21% (10/32)" in md3 and "U_LINEAR FOOLED" in md3 and "| 12,345 |" in md3
+    assert "linear surrogate (seed 1000)" in md3 and "LSTM VICTIM (SEED 0)" in md3
     mdp, jsp = R.write_table(tmp_path, "table_3_3", md3, {"cells": cells})
     assert json.loads(jsp.read_text())["cells"]["lstm"]["linear"]["moved"] == 10
 

@@ -80,7 +80,7 @@ def _load_run(out: Path):
 @trading_app.command()
 def simulate(
     out: Path = typer.Option(..., help="Folder for the LOBSTER message/orderbook files."),
-    preset: str = typer.Option("ford", help="Simulated market: ford (~$9, deep) or nvidia (~$180, thin)."),
+    preset: str = typer.Option("ford", help="Simulated market: ford or ge (~$9, deep) or nvidia (~$180, thin)."),
     days: int = typer.Option(20, help="Trading days (thesis: 20 = 16 train + 4 test)."),
     seed: int = typer.Option(0, help="Seed; the files are identical for the same preset, seed and minutes."),
     minutes: float = typer.Option(60.0, help="Minutes after the 09:30 open per day (thesis: the first hour)."),
@@ -106,7 +106,7 @@ def train(
     out: Path = typer.Option(Path("runs/trading"), help="Run directory."),
     scale: str = typer.Option("tiny", help="tiny (6 s windows, CPU minutes; ours) or paper (60 s, thesis §3.3)."),
     models: str = typer.Option("linear,mlp,lstm", help="Comma-separated: linear, mlp, lstm."),
-    preset: str = typer.Option("ford", help="Simulated market preset (ford, nvidia) when --lobster is not given."),
+    preset: str = typer.Option("ford", help="Simulated market preset (ford, ge, nvidia) when --lobster is not given."),
     lobster: Optional[Path] = typer.Option(None, help="Folder of LOBSTER files (real, or from `trading simulate`)."),
     ticker: Optional[str] = typer.Option(None, help="Ticker to pick in --lobster."),
     train_days: Optional[int] = typer.Option(None, help="Training days of --lobster (default 80%)."),
