@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from robustlab.core.io.atomic import write_json  # noqa: E402
 from robustlab.trading.features import WindowData  # noqa: E402
-from robustlab.trading.lobster import find_lobster_days, load_lobster_days  # noqa: E402
+from robustlab.trading.lobster import find_lobster_days, load_lobster, load_lobster_days  # noqa: E402
 from robustlab.trading.simulate import simulate_market  # noqa: E402
 
 DUMMY = 9999999999
@@ -79,6 +79,28 @@ def naive_windows(swa_days: list[list[float]], picks, window: int) -> list[list[
     return out
 
 
+def parse_ratio(folder: Path, repeats: int = 3) -> dict:
+    """``load_lobster`` (parse + validate + convert) on one simulated hour vs pandas' C reader parsing
+    the same two files and nothing else: how close the loader is to the field's CSV reader."""
+    import pandas as pd
+
+    simulate_market("ford", 1, 0, folder, minutes=60.0)
+    day = find_lobster_days(folder)[0]
+    best_load = best_pd = float("inf")
+    for _ in range(repeats):
+        ts = time.perf_counter()
+        load_lobster(day.message, day.orderbook)
+        best_load = min(best_load, time.perf_counter() - ts)
+        ts = time.perf_counter()
+        for f in (day.message, day.orderbook):
+            pd.read_csv(f, header=None, engine="c", dtype=np.float64)
+        best_pd = min(best_pd, time.perf_counter() - ts)
+    rows = sum(1 for _ in open(day.message))
+    return {"data": f"simulated:ford/seed=0, one 60-minute day, {rows} messages",
+            "load_lobster_s": round(best_load, 4), "pandas_parse_both_files_s": round(best_pd, 4),
+            "ratio": round(best_load / best_pd, 2), "repeats": repeats, "timing": "best of repeats"}
+
+
 # ----------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -126,6 +148,8 @@ def main() -> None:
         t_naive_win = time.perf_counter() - ts
         t_naive = t_naive_swa + t_naive_win
 
+        parse = parse_ratio(tmp / "hour") if not a.quick else None
+
     for d in range(days):
         np.testing.assert_allclose(np.array(swa_naive[d]), data.swa[d], rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(np.array(xw, dtype=np.float32), x.numpy(), atol=1e-3)
@@ -145,6 +169,7 @@ def main() -> None:
         "speedup": round(t_naive / t_vec, 1),
         "speedup_cached": round(t_naive / t_cached, 1),
         "simulate_s": round(t_sim, 3),
+        "parse_vs_pandas": parse,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -158,7 +183,8 @@ def main() -> None:
     print(f"vectorised {res['vectorised']['windows_per_s']} windows/s "
           f"(cached {res['vectorised']['cached_windows_per_s']}), naive "
           f"{res['naive_per_snapshot']['windows_per_s']} windows/s, speed-up x{res['speedup']} "
-          f"(cached x{res['speedup_cached']}) -> {a.out}")
+          f"(cached x{res['speedup_cached']}); load_lobster / pandas parse = "
+          f"{parse['ratio'] if parse else '-'} -> {a.out}")
 
 
 if __name__ == "__main__":

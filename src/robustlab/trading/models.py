@@ -5,8 +5,9 @@ already transformed by the data layer's ``window_input``. Paper scale follows §
 4 hidden layers of width 8,000, the LSTM 3 layers with hidden size 100. The ``tiny`` scale shrinks
 widths (and lets the LSTM read the window in chunks) so everything trains on a CPU in seconds.
 
-Registered in the core model registry as ``lob-linear``, ``lob-mlp`` and ``lob-lstm`` (factory
-signature ``factory(num_classes=3, in_channels=1, window=6000, scale="paper", **kw)``).
+Registered once, in the core model registry, as ``lob-linear``, ``lob-mlp`` and ``lob-lstm``
+(factory signature ``factory(num_classes=3, in_channels=1, window=6000, scale="paper", **kw)``);
+the pillar builds its models through that registry too.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..core.errors import ConfigError
 from ..core.evaluate.evaluate import predict
+from ..core.models.registry import get_model, register_model
 
 NUM_CLASSES = 3
 SCALES = ("tiny", "paper")
@@ -84,6 +86,7 @@ class LSTMValuation(nn.Module):
         return self.head(out[:, -1])
 
 
+@register_model("lob-linear")
 def lob_linear(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
                scale: str = "paper", **_) -> nn.Module:
     """Linear valuation model on SWA windows (thesis §3.3.2)."""
@@ -91,6 +94,7 @@ def lob_linear(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int
     return LinearValuation(window, num_classes)
 
 
+@register_model("lob-mlp")
 def lob_mlp(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
             scale: str = "paper", width: int | None = None, depth: int | None = None, **_) -> nn.Module:
     """MLP valuation model on SWA windows, 4 hidden layers of 8,000 at paper scale (thesis §3.3.2)."""
@@ -98,6 +102,7 @@ def lob_mlp(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 
     return MLPValuation(window, width or p["mlp_width"], depth or p["mlp_depth"], num_classes)
 
 
+@register_model("lob-lstm")
 def lob_lstm(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
              scale: str = "paper", hidden: int | None = None, layers: int | None = None,
              chunk: int | None = None, **_) -> nn.Module:
@@ -107,40 +112,21 @@ def lob_lstm(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int =
                          chunk or p["lstm_chunk"], num_classes)
 
 
-#: Local factory table (always present; also mirrored into the core registry when it exists).
-FACTORIES: dict[str, Callable[..., nn.Module]] = {
-    "lob-linear": lob_linear, "lob-mlp": lob_mlp, "lob-lstm": lob_lstm,
-}
 SHORT = {"linear": "lob-linear", "mlp": "lob-mlp", "lstm": "lob-lstm"}
-
-
-def _register_core() -> bool:
-    try:
-        from ..core.models.registry import list_models, register_model
-    except ImportError:  # pragma: no cover - core registry absent
-        return False
-    have = set(list_models())
-    for name, f in FACTORIES.items():
-        if name not in have:
-            register_model(name, description=(f.__doc__ or "").strip().split("\n")[0])(f)
-    return True
-
-
-_register_core()
 
 
 def canonical(name: str) -> str:
     """``linear`` / ``lob-linear`` -> ``lob-linear``; unknown names are a ConfigError."""
     key = name.strip().lower()
     key = SHORT.get(key, key)
-    if key not in FACTORIES:
+    if key not in SHORT.values():
         raise ConfigError(f"unknown trading model {name!r}; choose one of: linear, mlp, lstm")
     return key
 
 
 def build_model(name: str, window: int = 6000, scale: str = "paper", **kw) -> nn.Module:
     """Build a valuation model by (short or registry) name at ``scale`` for ``window``-long inputs."""
-    return FACTORIES[canonical(name)](num_classes=NUM_CLASSES, window=window, scale=scale, **kw)
+    return get_model(canonical(name), num_classes=NUM_CLASSES, in_channels=1, window=window, scale=scale, **kw)
 
 
 # ----------------------------------------------------------------------------- training (§3.3.2)

@@ -108,6 +108,53 @@ def table_3_3(cells: dict[str, dict[str, dict]], note: str, names: dict | None =
     return "\n".join(out) + "\n"
 
 
+def thesis_tables(table: str) -> str:
+    """The thesis's own cells of ``table`` for every stock it reports (Markdown)."""
+    from . import thesis as T
+
+    if table == "3.1":
+        out = ["| THESIS | " + " | ".join(T.STOCKS) + " |", "|---|" + "---|" * len(T.STOCKS)]
+        out += [f"| {m.upper()} | " + " | ".join(f"{T.TABLE_3_1[s][m]:.2f} (± {T.TABLE_3_1_SE})" for s in T.STOCKS)
+                + " |" for m in T.MODELS]
+    elif table == "3.2":
+        out = ["| THESIS | MODEL | A_TEST | A_RAND | A_ADV | CAPITAL ($) | SIZE (%) |", "|---|---|---|---|---|---|---|"]
+        for s in T.STOCKS:
+            for m in T.MODELS:
+                a, r, v, c, z = T.TABLE_3_2[s][m]
+                out.append(f"| {s} | {m.upper()} | {a:.2f} | {r:.2f} | {v:.2f} | {c:,} | {_size(z)} |")
+    else:
+        out = ["| THESIS (F) VICTIM | U_LINEAR FOOLED | SIZE | U_MLP FOOLED | SIZE |", "|---|---|---|---|---|"]
+        for v, row in T.TABLE_3_3.items():
+            out.append(f"| {v.upper()} | " + " | ".join(f"{f:.2f}% | {z:.1f}%" for f, z in row.values()) + " |")
+        fr, pe = T.FIGURE_3_2["unpenalised"], T.FIGURE_3_2["penalised"]
+        out += ["", f"Thesis Fig. 3.2 (F, MLP surrogate, another victim): unpenalised {fr['moved']}/{fr['eligible']} "
+                f"at {fr['relative_size']}% of the book; penalised {pe['moved']}/{pe['eligible']} at {pe['relative_size']}%."]
+    return "\n".join(out) + "\n"
+
+
+def claims_table(checked: list[dict]) -> str:
+    """Each claim: HELD / DID NOT HOLD / not testable on ours, and on the thesis's own stocks."""
+    word = {True: "HELD", False: "DID NOT HOLD", None: "not testable"}
+    stocks = list(dict.fromkeys(s for c in checked for s in c["thesis_held"]))
+    out = ["| CLAIM | OURS | " + " | ".join(f"THESIS {s}" for s in stocks) + " |",
+           "|---|---|" + "---|" * len(stocks)]
+    for c in checked:
+        out.append(f"| {c['claim']} | **{word[c['held']]}** | "
+                   + " | ".join(word[c["thesis_held"].get(s)] for s in stocks) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_thesis_comparison(out_dir: str | Path, table: str, data: dict, checked: list[dict]) -> Path:
+    """Append the thesis's numbers and the claims to ``table_3_x.md`` (ours first, then the thesis's)."""
+    md = Path(out_dir) / f"table_{table.replace('.', '_')}.md"
+    text = md.read_text() if md.is_file() else ""
+    text += ("\n#### The thesis's numbers (all stocks it reports)\n\n" + thesis_tables(table)
+             + "\n#### Claims (checked on ours, and by the same test on the thesis's own numbers)\n\n"
+             + claims_table(checked))
+    write_text(md, text)
+    return md
+
+
 def write_table(out_dir: str | Path, name: str, markdown: str, data: dict) -> tuple[Path, Path]:
     """Write ``name.md`` and ``name.json`` atomically; returns both paths."""
     out = Path(out_dir)

@@ -11,6 +11,9 @@ The model (ours; every constant is a field of :class:`Preset`):
 
 * Events arrive as a Poisson process of rate ``rate`` per second; each is a limit order
   (probability ``p_limit``), a market order (``p_market``) or a cancellation (the rest).
+* Presets are calibrated to stated targets (:data:`TARGETS`: price level, depth per level in
+  shares and dollars, spread, event rate, and the relative size of the thesis's budgets);
+  :func:`measure_preset` measures them on simulated days read back through the loader.
 * A latent fair value ``v_t`` (in ticks) is an Ornstein–Uhlenbeck process (mean-reversion time
   ``fv_tau`` s, standard deviation ``fv_sd`` ticks) around an anchor doing a slow random walk
   (``anchor_vol`` ticks per sqrt(s)). The order flow leans towards it: with
@@ -99,23 +102,28 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # Calibrated to TARGETS (below; measured values in docs/trading.md and tests/trading/test_calibration.py).
-    # Cheap, heavily traded, deep, tick-constrained book (Ford in 2019: ~$9, §3.4.5): ~20 messages/s,
-    # ~37k shares per visible level (~$6.8M over 20 levels), one-tick spread in ~96 % of snapshots.
-    "ford": Preset(name="ford", ticker="F", price=9.0, rate=20.0, p_limit=0.45, p_market=0.10,
+    # The cancellation events outnumber the limit orders (p_limit 0.40 < 0.50), so the number of
+    # resting orders settles near cancel_ref * (limit - execution rate) / cancel rate and the
+    # depth is stationary over the hour (with p_limit = 1 - p_market - p_limit it kept growing).
+    # Cheap, heavily traded, deep, tick-constrained book (Ford in 2019: ~$9, §3.4.5). Measured (seed 0,
+    # 2 x 10 min): ~19 messages/s, ~33k shares per visible level (~$5.9M over 20 levels), one-tick
+    # spread in 92 % of snapshots; $24k of orders resting through a window is 0.41 % of the book.
+    "ford": Preset(name="ford", ticker="F", price=9.0, rate=20.0, p_limit=0.40, p_market=0.10,
                    limit_size_median=1400.0, market_size_median=2100.0, lot=100, max_distance=10,
-                   distance_decay=1.2, cancel_ref=80.0, initial_orders=8, fv_sd=1.5, fv_scale=1.0,
+                   distance_decay=1.2, cancel_ref=700.0, initial_orders=8, fv_sd=1.5, fv_scale=1.0,
                    anchor_vol=0.05, lean_market=0.45, lean_limit=0.25),
-    # General Electric (~$9 in Sep-Oct 2019): like Ford, a little thinner and quieter.
-    "ge": Preset(name="ge", ticker="GE", price=9.0, rate=17.0, p_limit=0.45, p_market=0.10,
+    # General Electric (~$9 in Sep-Oct 2019): like Ford, a little thinner and quieter. Measured:
+    # ~16 messages/s, ~27k shares per level (~$4.8M), one tick in 91 %; $24k is 0.50 %.
+    "ge": Preset(name="ge", ticker="GE", price=9.0, rate=17.0, p_limit=0.40, p_market=0.10,
                  limit_size_median=1300.0, market_size_median=2000.0, lot=100, max_distance=10,
-                 distance_decay=1.1, cancel_ref=80.0, initial_orders=8, fv_sd=1.5, fv_scale=1.0,
+                 distance_decay=1.1, cancel_ref=600.0, initial_orders=8, fv_sd=1.5, fv_scale=1.0,
                  anchor_vol=0.05, lean_market=0.45, lean_limit=0.25),
     # Expensive and thin (Nvidia ~$180, ~5x less volume in shares, §3.4.5): limit orders rest at
-    # least 3 ticks from the opposite quote, so the spread is several cents (median ~3 ticks);
-    # ~8.5 messages/s, ~660 shares per level (~$2.4M over 20 levels).
-    "nvidia": Preset(name="nvidia", ticker="NVDA", price=180.0, rate=12.0, p_limit=0.45, p_market=0.10,
+    # least 3 ticks from the opposite quote, so the spread is several cents (median 3 ticks).
+    # Measured: ~7.4 messages/s, ~550 shares per level (~$2.0M over 20 levels); $54k is 2.8 %.
+    "nvidia": Preset(name="nvidia", ticker="NVDA", price=180.0, rate=12.0, p_limit=0.40, p_market=0.10,
                      limit_size_median=115.0, limit_size_sigma=0.9, market_size_median=185.0,
-                     lot=1, max_distance=30, min_distance=3, distance_decay=0.6, cancel_ref=60.0,
+                     lot=1, max_distance=30, min_distance=3, distance_decay=0.6, cancel_ref=400.0,
                      initial_orders=2, fv_tau=40.0, fv_sd=12.0, fv_scale=8.0, anchor_vol=0.6,
                      lean_market=0.45, lean_limit=0.25),
 }
