@@ -78,6 +78,9 @@ def test_attack_universal_report(run):
         assert row["n"] == 6 and row["acc_adv"] <= row["acc_clean_attacked"]   # an attack never fixes a window
         assert row["random_capital"] >= 2_000_000                      # §3.4.3: budget above $2M
     assert t2["attack"]["max_steps"] == 5 and t2["attack"]["capital"] == 100_000
+    t1 = json.loads((r / "table_3_1.json").read_text())
+    acc = {row["model"]: row["acc"] for row in t1["rows"]}   # A_TEST is Table 3.1's column (thesis: equal)
+    assert {row["model"]: row["acc_test"] for row in t2["rows"]} == acc
     ok(cli(run, "universal", "--out", "run", "--windows", "12", "--steps", "3", "--batch", "4",
            "--surrogates", "linear"))
     t3 = json.loads((r / "table_3_3.json").read_text())
@@ -86,7 +89,7 @@ def test_attack_universal_report(run):
     assert (r / "surrogates" / "linear" / "model.safetensors").is_file()
     assert t3["cells"]["mlp"]["linear"]["surrogate"] == "linear surrogate (seed 1003)"
     assert t3["cells"]["mlp"]["linear"]["victim"] == "mlp victim (seed 3)"
-    u = np.load(r / "universal_linear_gamma1.npy")
+    u = np.load(r / "universal_linear_gamma0.2.npy")
     assert u.shape == (600, 2, 10) and (u >= 0).all()
     report = ok(cli(run, "report", "--out", "run"))
     text = (r / "report.md").read_text()

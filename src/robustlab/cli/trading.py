@@ -169,7 +169,8 @@ def attack(
     cfg = GradientAttackConfig(capital=capital, r=r, alpha0=alpha0, max_steps=steps, removal=removal, seed=seed)
     rcfg = RandomAttackConfig(budget=budget, removal=removal, seed=seed)
     with _bars() as update:
-        attack_stage(data, models, spec["scale"], out, seed, cfg, rcfg, windows=windows, progress=update)
+        attack_stage(data, models, spec["scale"], out, seed, cfg, rcfg, windows=windows, progress=update,
+                     study_seed=int(spec.get("seed", 0)))
     console.print((out / "table_3_2.md").read_text(), markup=False, soft_wrap=True)
 
 
@@ -180,7 +181,7 @@ def universal(
     surrogate_seed: Optional[int] = typer.Option(None, help="Seed of the surrogates' own training run "
                                                  "(default: the victims' seed + 1000)."),
     target: str = typer.Option("up", help="Target class: down, flat or up."),
-    gamma: float = typer.Option(1.0, help="Relative-size penalty weight (ours; 0 disables)."),
+    gamma: float = typer.Option(0.2, help="Relative-size penalty weight (ours; 0 disables)."),
     capital: Optional[float] = typer.Option(None, help="Bound on the perturbation's mean capital in dollars "
                                             "over the training windows (default: none)."),
     steps: Optional[int] = typer.Option(None, help="Adam steps per perturbation (ours; default from the scale)."),
