@@ -53,7 +53,8 @@ def naive_day(msg: Path, ob: Path, t0: float, t1: float, dt: float = 0.01) -> li
     swa = []
     r = -1
     k = int(np.ceil(max(t0, times[0]) * 100 - 1e-6))
-    while k < int(np.ceil(t1 * 100 - 1e-6)):
+    stop = min(int(np.ceil(t1 * 100 - 1e-6)), int(np.floor(times[-1] * 100 + 1e-6)) + 1)   # no padding
+    while k < stop:
         g = k / 100
         while r + 1 < len(times) and times[r + 1] <= g:
             r += 1
@@ -99,6 +100,13 @@ def parse_ratio(folder: Path, repeats: int = 3) -> dict:
     return {"data": f"simulated:ford/seed=0, one 60-minute day, {rows} messages",
             "load_lobster_s": round(best_load, 4), "pandas_parse_both_files_s": round(best_pd, 4),
             "ratio": round(best_load / best_pd, 2), "repeats": repeats, "timing": "best of repeats"}
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
 # ----------------------------------------------------------------------------- main
@@ -170,10 +178,7 @@ def main() -> None:
         "speedup_cached": round(t_naive / t_cached, 1),
         "simulate_s": round(t_sim, 3),
         "parse_vs_pandas": parse,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "machine": machine(),
         "note": "wall-clock on a shared machine; the naive and vectorised paths produce identical SWA "
                 "series (rtol 1e-12) and windows (atol 1e-3 bps) before timings are written; window extraction "
                 "is dominated by torch's elementwise window_input, which is slow when torch's intra-op "

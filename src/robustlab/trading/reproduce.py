@@ -435,6 +435,7 @@ def run_table(name: str, scale: str, out_dir, seed: int = 0, preset: str = "ford
         table = universal_stage(data, models, surrogates, scale, out, seed)["data"]
     checked = claims(key, table)
     result = {"table": key, "scale": scale, "note": R.data_note(data.source, scale), "data": table,
+              "asset": data.asset, "source": data.source,
               # {claim: held} for testable claims (the delegating runner's shape); the full record,
               # with the thesis's own verdict per stock, in claims_checked
               "claims": {c["claim"]: c["held"] for c in checked if c["held"] is not None},
