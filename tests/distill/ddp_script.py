@@ -29,7 +29,7 @@ common = dict(model_width=8, epochs=a.epochs, milestones=(100,), batch_size=a.ba
 if a.method in ("kd", "ard", "fast-ard"):
     from robustlab.distill import distill_config, distill_run
 
-    cfg = distill_config("tiny", a.method, teacher_meta={"dataset": "digits"}, extra={"temperature": 4.0}, **common)
+    cfg = distill_config("tiny", a.method, teacher_meta={"dataset": "digits"}, settings={"temperature": 4.0}, **common)
     distill_run(cfg, a.teacher, a.out, resume=a.resume, progress=False, suite=None)
     from robustlab.core.models import load_model
 

@@ -14,10 +14,10 @@ STUDENT = dict(model_width=8, eps=0.2, alpha=0.1, steps=3, lr=0.05)
 @pytest.mark.parametrize("method", ["kd", "ard", "fast-ard"])
 def test_teacher_parameters_bit_identical(teachers, tmp_path, method, monkeypatch):
     path = teachers["pgd-at"]
-    before, _ = load_teacher(path)
+    before = load_teacher(path).model
     before_state = {k: v.clone() for k, v in before.state_dict().items()}
     cfg = distill_config("tiny", method, teacher_meta={"dataset": "digits"}, epochs=2 if method != "fast-ard" else 4,
-                         replay=2, extra={"temperature": 4.0}, **STUDENT)
+                         replay=2, settings={"temperature": 4.0}, **STUDENT)
     # watch the very teacher object the method uses (distill_run looks get_method up at call time)
     import robustlab.core.train as CT
 
@@ -38,7 +38,7 @@ def test_teacher_parameters_bit_identical(teachers, tmp_path, method, monkeypatc
     for k, v in before_state.items():  # weights *and* batch-norm buffers
         assert torch.equal(v, after[k]), k
     # and the file on disk is untouched
-    reloaded, _ = load_teacher(path)
+    reloaded = load_teacher(path).model
     assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in before_state.items())
 
 
@@ -63,7 +63,7 @@ def test_ard_from_robust_teacher_beats_kd_from_natural_teacher(teachers, tmp_pat
     robust = {}
     for name, method, teacher in [("ard", "ard", "pgd-at"), ("kd", "kd", "natural")]:
         cfg = distill_config("tiny", method, teacher_meta={"dataset": "digits"}, epochs=10, milestones=(7, 9),
-                             extra={"temperature": 4.0}, **STUDENT)
+                             settings={"temperature": 4.0}, **STUDENT)
         distill_run(cfg, teachers[teacher], tmp_path / name, progress=False, suite=None)
         model, _ = load_model(tmp_path / name / "model.safetensors")
         r = evaluate(model, data.x_test, data.y_test, eps=0.2, suite="pgd-20", checks=False)

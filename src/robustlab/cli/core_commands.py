@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from . import app
+from . import options as O
 from .options import config_option, console, parse_number
 
 
@@ -17,33 +18,32 @@ from .options import config_option, console, parse_number
 @app.command()
 def train(
     config: Optional[Path] = config_option(),
-    scale: str = typer.Option("tiny", help="Preset: tiny (digits, minutes on a CPU) or paper (thesis §4.7, CIFAR)."),
+    scale: O.Scale = "tiny",
     model: Optional[str] = typer.Option(None, help="Architecture name (see `robustlab models`)."),
     dataset: Optional[str] = typer.Option(None, help="digits, cifar10 or cifar100."),
     method: Optional[str] = typer.Option(None, help="natural, pgd-at, trades or free-at."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (free-at runs epochs/replay of them, thesis §4.7)."),
-    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size."),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate."),
-    eps: Optional[str] = typer.Option(None, help="Attack radius, e.g. 8/255."),
-    alpha: Optional[str] = typer.Option(None, help="PGD step size, e.g. 2/255."),
-    steps: Optional[int] = typer.Option(None, help="PGD steps during training."),
+    epochs: O.Epochs = None,
+    batch_size: O.BatchSize = None,
+    lr: O.Lr = None,
+    eps: O.Eps = None,
+    alpha: O.Alpha = None,
+    steps: O.Steps = None,
     norm: Optional[str] = typer.Option(None, help="linf or l2."),
-    replay: Optional[int] = typer.Option(None, help="Free AT minibatch replay m."),
-    width: Optional[int] = typer.Option(None, help="Width of mlp / small-cnn."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    replay: O.Replay = None,
+    width: O.Width = None,
+    seed: O.Seed = None,
+    data_dir: O.DataDir = None,
+    device: O.Device = None,
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<dataset>-<model>-<method>-s<seed>)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    resume: O.Resume = False,
 ):
     """Train a model (natural, PGD-AT, TRADES or free AT); writes checkpoints and results.json."""
     from ..core.train import preset, train_run
 
-    flags = dict(model=model, dataset=dataset, method=method, epochs=epochs, batch_size=batch_size, lr=lr,
-                 eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps, norm=norm,
-                 replay=replay, model_width=width, seed=seed, data_dir=str(data_dir) if data_dir else None,
-                 device=device)
-    cfg = preset(scale, **{k: v for k, v in flags.items() if v is not None})
+    overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
+                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device,
+                                     model=model, dataset=dataset, method=method, norm=norm)
+    cfg = preset(scale, **overrides)
     _check_names(cfg)
     out = out or Path(f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-s{cfg.seed}")
     console.print(f"training {cfg.model} on {cfg.dataset} with {cfg.method} → {out}")
@@ -171,7 +171,8 @@ def demo(
     out: Path = typer.Option(Path("robustlab-demo"), help="Directory for results.json, report.md and checkpoints."),
     seed: int = typer.Option(0, help="Random seed."),
     epochs: int = typer.Option(15, help="Training epochs for each model."),
-    eps: str = typer.Option("0.2", help="ℓ∞ radius for training and evaluation (digits pixels are in [0,1])."),
+    eps: Optional[str] = typer.Option(None, help="ℓ∞ radius for training and evaluation (digits pixels are in "
+                                                "[0,1]; default: the tiny preset's, 0.2)."),
     resume: bool = typer.Option(False, help="Reuse or continue models already trained in --out."),
 ):
     """Train a natural and a PGD-trained model on digits, attack both, check for masking, report."""
@@ -179,11 +180,14 @@ def demo(
     from ..core.evaluate import evaluate
     from ..core.train import preset, train_run
 
-    eps_v = parse_number(eps, "eps")
+    # the tiny preset is the one source of ε and step size; a custom ε gets the same step ratio (ε/4)
+    base = preset("tiny")
+    eps_v = base.eps if eps is None else parse_number(eps, "eps")
+    step = base.alpha * eps_v / base.eps if base.eps else base.alpha
     results, runs = {}, {}
     data = get_dataset("digits")
     for method in ("natural", "pgd-at"):
-        cfg = preset("tiny", method=method, epochs=epochs, eps=eps_v, alpha=eps_v / 4, seed=seed)
+        cfg = preset("tiny", method=method, epochs=epochs, eps=eps_v, alpha=step, seed=seed)
         run_dir = out / method
         console.print(f"[bold]training[/bold] {cfg.model} on digits with {method} ({cfg.epochs} epochs)")
         model, fit_result, summary = train_run(cfg, run_dir, resume=resume)

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from . import app
-from .options import config_option, console, parse_number
+from . import options as O
+from .options import config_option, console
 
 
 
@@ -17,19 +18,21 @@ def distill(
     teacher: Path = typer.Option(..., help="Teacher checkpoint (model.safetensors + sidecar from `robustlab train`)."),
     student: Optional[str] = typer.Option(None, help="Student architecture (default: the scale's, small-cnn or mobilenetv2)."),
     method: str = typer.Option("ard", help="kd (eq. 4.2), ard (Algorithm 1) or fast-ard (Algorithm 2)."),
-    scale: str = typer.Option("tiny", help="Preset: tiny (digits-sized, CPU minutes) or paper (thesis §4.7)."),
-    epochs: Optional[int] = typer.Option(None, help="Epoch budget N (fast-ard runs N/m of them)."),
-    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size."),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate."),
-    eps: Optional[str] = typer.Option(None, help="Training attack radius, e.g. 8/255 (also the evaluation radius)."),
-    alpha: Optional[str] = typer.Option(None, help="PGD step size during training (as in `robustlab train`)."),
-    steps: Optional[int] = typer.Option(None, help="PGD steps K during ARD training (§4.11: fewer is faster)."),
-    replay: Optional[int] = typer.Option(None, help="Fast-ARD minibatch replay m."),
-    width: Optional[int] = typer.Option(None, help="Student width (mlp / small-cnn)."),
-    temperature: Optional[float] = typer.Option(None, help="Distillation temperature t (paper 30; tiny 4)."),
+    scale: O.Scale = "tiny",
+    epochs: O.Epochs = None,
+    batch_size: O.BatchSize = None,
+    lr: O.Lr = None,
+    eps: O.Eps = None,
+    alpha: O.Alpha = None,
+    steps: O.Steps = None,
+    replay: O.Replay = None,
+    width: O.Width = None,
+    temperature: Optional[float] = typer.Option(None, help="Distillation temperature t (default: the scale's preset)."),
     kd_alpha: Optional[float] = typer.Option(None, help="Weight α of the KL term (thesis α; 1 = no CE term)."),
-    kl_reduction: Optional[str] = typer.Option(None, help="batchmean (Definition 4.1) or mean-over-classes (authors' script)."),
-    adversary: Optional[str] = typer.Option(None, help="ARD adversary maximises ce (Algorithm 1) or kl (§4.9)."),
+    kl_reduction: Optional[str] = typer.Option(None, help="batchmean (Definition 4.1) or mean-over-classes (authors' "
+                                                          "script); default: the scale's preset."),
+    adversary: Optional[str] = typer.Option(None, help="The attack (ARD's PGD, Fast-ARD's free step) climbs the "
+                                                       "student's ce (Algorithms 1, 2) or the kl to the teacher (§4.9)."),
     teacher_input: Optional[str] = typer.Option(None, help="Teacher sees clean (default) or adversarial inputs (§4.9)."),
     cache_teacher: Optional[bool] = typer.Option(None, "--cache-teacher/--no-cache-teacher",
                                                  help="Memoise teacher logits (default: on when there is no augmentation, §4.9)."),
@@ -37,14 +40,14 @@ def distill(
                                                   help="Divide the CE term's logits by t too (literal eq. 4.2)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Crop/flip augmentation (default: the dataset's)."),
     sync_bn: bool = typer.Option(False, help="SyncBatchNorm under torchrun."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    seed: O.Seed = None,
+    data_dir: O.DataDir = None,
+    device: O.Device = None,
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
     suite: str = typer.Option("quick", help="Attack suite for the final evaluation (quick, standard, paper, or a list)."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks at the end."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/distill-<dataset>-<method>-<student>-s<seed>)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    resume: O.Resume = False,
 ):
     """Distil a teacher into a student with KD, ARD or Fast-ARD; evaluate; write results.json + report.md."""
     from ..core.evaluate import parse_suite
@@ -55,19 +58,18 @@ def distill(
 
     parse_suite(suite)
     tiny_threads(scale, threads)
-    _, tmeta = load_teacher(teacher)
-    flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=parse_number(eps, "eps"),
-                 alpha=parse_number(alpha, "alpha"), steps=steps, replay=replay, model_width=width, seed=seed,
-                 data_dir=str(data_dir) if data_dir else None, device=device, augment=augment, sync_bn=sync_bn or None)
-    extra = dict(temperature=temperature, kd_alpha=kd_alpha, kl_reduction=kl_reduction, adversary=adversary,
-                 teacher_input=teacher_input, cache_teacher=cache_teacher, ce_temperature=ce_temperature)
-    cfg = distill_config(scale, method, teacher_meta=tmeta, student=student,
-                         extra={k: v for k, v in extra.items() if v is not None},
-                         **{k: v for k, v in flags.items() if v is not None})
+    loaded = load_teacher(teacher)
+    overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
+                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device,
+                                     augment=augment, sync_bn=sync_bn or None)
+    settings = dict(temperature=temperature, kd_alpha=kd_alpha, kl_reduction=kl_reduction, adversary=adversary,
+                    teacher_input=teacher_input, cache_teacher=cache_teacher, ce_temperature=ce_temperature)
+    cfg = distill_config(scale, method, teacher_meta=loaded.meta, student=student,
+                         settings={k: v for k, v in settings.items() if v is not None}, **overrides)
     model_spec(cfg.model)
     out = out or Path(f"runs/distill-{cfg.dataset}-{cfg.method}-{cfg.model}-s{cfg.seed}")
-    console.print(f"distilling {tmeta.get('model')} ({teacher}) onto {cfg.model} with {cfg.method} → {out}")
-    result = distill_run(cfg, teacher, out, resume=resume, suite=suite, checks=checks)
+    console.print(f"distilling {loaded.meta.get('model')} ({teacher}) onto {cfg.model} with {cfg.method} → {out}")
+    result = distill_run(cfg, loaded, out, resume=resume, suite=suite, checks=checks)
     final = result["final"]
     console.print(f"trained: epoch {final.get('epoch')}, test acc {final.get('test_acc', 0):.2%}")
     for name, r in result.get("evaluation", {}).items():

@@ -1,9 +1,16 @@
-"""Shared option parsing for commands: numbers like ``8/255``, YAML config files."""
+"""Options shared by commands, declared once: training flags, numbers like ``8/255``, YAML configs.
+
+``train`` and ``distill`` take the same training flags; each is one ``Annotated`` alias here, so
+their names, types and help texts cannot drift apart, and :func:`training_overrides` turns them
+into :class:`~robustlab.core.train.TrainConfig` overrides the same way for both.
+"""
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
 import yaml
 from rich.console import Console
 
@@ -60,3 +67,29 @@ def read_yaml_config(path: Path | None) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+# ----------------------------------------------------------------- training flags (train, distill)
+Scale = Annotated[str, typer.Option(help="Preset: tiny (8x8 digits, CPU minutes) or paper (thesis §4.7, CIFAR).")]
+Epochs = Annotated[Optional[int], typer.Option(
+    help="Epoch budget N (free-at and fast-ard run N/m of them with milestones divided by m, thesis §4.7).")]
+BatchSize = Annotated[Optional[int], typer.Option(help="Mini-batch size.")]
+Lr = Annotated[Optional[float], typer.Option(help="Initial learning rate.")]
+Eps = Annotated[Optional[str], typer.Option(help="Training attack radius, e.g. 8/255.")]
+Alpha = Annotated[Optional[str], typer.Option(help="PGD step size during training, e.g. 2/255.")]
+Steps = Annotated[Optional[int], typer.Option(help="PGD steps K during training (§4.11: fewer is faster).")]
+Replay = Annotated[Optional[int], typer.Option(help="Minibatch replay m of free-at and fast-ard.")]
+Width = Annotated[Optional[int], typer.Option(help="Width of mlp / small-cnn.")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed (initial weights, batches, attacks).")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Where dataset archives live.")]
+Device = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
+
+
+def training_overrides(*, epochs=None, batch_size=None, lr=None, eps=None, alpha=None, steps=None, replay=None,
+                       width=None, seed=None, data_dir=None, device=None, **more) -> dict:
+    """The TrainConfig overrides the shared training flags ask for (unset flags left out)."""
+    flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=parse_number(eps, "eps"),
+                 alpha=parse_number(alpha, "alpha"), steps=steps, replay=replay, model_width=width, seed=seed,
+                 data_dir=str(data_dir) if data_dir else None, device=device, **more)
+    return {k: v for k, v in flags.items() if v is not None}

@@ -8,8 +8,8 @@
   core's :func:`~robustlab.core.train.methods.free_replay`; the loop runs N/m epochs with the
   milestones divided by m (``epoch_divisor_option = "replay"``).
 
-Method settings live in ``TrainConfig.extra`` (so they are saved with every checkpoint and a
-resume with other settings is refused); see :class:`DistillSettings`. The teacher is frozen: eval
+Method settings are a :class:`DistillSettings`, recorded in ``TrainConfig.extra`` (so they are
+saved with every checkpoint and a resume with other settings is refused). The teacher is frozen: eval
 mode, ``requires_grad_(False)``, every forward under ``torch.no_grad()``; its parameters and
 batch-norm buffers are never written.
 
@@ -17,9 +17,9 @@ Departures from the thesis text (also in docs/distillation.md):
 
 * The KL's target argument is the teacher (see :mod:`.losses`), reduced ``batchmean`` by default.
 * The CE term uses the student's plain logits (``ce_temperature=True`` for the literal S^t).
-* Fast-ARD's perturbation ascends the *training loss* (the ARD objective) — §4.5.4 says the image
-  and parameter gradients come from "the same backward pass"; Algorithm 2's box says the
-  cross-entropy. With α = 1 this is a KL-maximising adversary. The ascent step is ε (free AT).
+* Fast-ARD's perturbation ascends the student's cross-entropy, as Algorithm 2's box says; §4.5.4's
+  "same backward pass" (ascending the ARD loss, i.e. the KL) is ``adversary="kl"``. The ascent
+  step is ε (free AT).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..core.attacks import PGD
@@ -41,12 +42,14 @@ TEACHER_INPUTS = ("clean", "adversarial")
 
 @dataclass(frozen=True)
 class DistillSettings:
-    """Distillation options, read from ``TrainConfig.extra`` (defaults: thesis §4.3/§4.7, CIFAR-10).
+    """Distillation options (defaults: thesis §4.3/§4.7, CIFAR-10), one typed object end to end.
 
     * ``temperature`` t (30 for CIFAR-10 in the thesis, 5 for CIFAR-100);
     * ``kd_alpha`` α, the weight of the KL term (1 by default: no CE term);
-    * ``kl_reduction``: ``batchmean`` (Definition 4.1) or ``mean-over-classes`` (the authors' script);
-    * ``adversary``: ``ce`` (Algorithm 1) or ``kl`` — PGD maximises KL(T^t(x) ‖ S^t(x')) (§4.9);
+    * ``kl_reduction``: ``batchmean`` (Definition 4.1) or ``mean-over-classes`` (the authors' script,
+      behind the thesis's numbers); each scale's preset picks one (:data:`~.run.DISTILL_PRESETS`);
+    * ``adversary``: ``ce`` (Algorithms 1 and 2) or ``kl`` — the attack maximises KL(T^t(x) ‖ S^t(x'))
+      (§4.9); honoured by ARD's PGD and by Fast-ARD's free ascent step alike;
     * ``teacher_input``: ``clean`` (T^t(x), the method) or ``adversarial`` (T^t(x'), §4.9 variant);
     * ``cache_teacher``: memoise the teacher's logits per training example (§4.9; only sensible
       without augmentation, when every epoch shows the teacher the same inputs);
@@ -55,6 +58,10 @@ class DistillSettings:
       against the *teacher* (its cross-entropy, same ε/step/steps as ARD) and distil on both —
       the last row of thesis Table 4.14;
     * ``teacher``: the teacher checkpoint path (recorded, so a resume with another teacher fails).
+
+    A run records the settings in ``TrainConfig.extra`` (core's field for pillar settings, saved with
+    every checkpoint, so a resume with other settings is refused); :meth:`attach` writes them there
+    and :meth:`of` reads them back — the only two places that touch that dict.
     """
 
     temperature: float = 30.0
@@ -79,9 +86,26 @@ class DistillSettings:
             raise ConfigError(f"teacher_input must be one of {', '.join(TEACHER_INPUTS)}, got {self.teacher_input!r}")
 
     @classmethod
-    def from_extra(cls, extra: dict) -> "DistillSettings":
+    def from_dict(cls, d: dict | None) -> "DistillSettings":
+        """Settings from a mapping of field names; an unknown name is a one-line ConfigError."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (extra or {}).items() if k in names})
+        unknown = sorted(set(d or {}) - names)
+        if unknown:
+            raise ConfigError(f"unknown distillation setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(names))}")
+        return cls(**(d or {}))
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> "DistillSettings":
+        """The settings a distillation run's config records (see :meth:`attach`)."""
+        return cls.from_dict(cfg.extra)
+
+    def attach(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` recording exactly these settings."""
+        return cfg.replace(extra=self.to_dict())
+
+    def replace(self, **changes) -> "DistillSettings":
+        return self.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,13 +159,13 @@ class TeacherLogits:
 
 
 class _Distill(Method):
-    """Shared plumbing: settings from ``cfg.extra`` and the frozen teacher."""
+    """Shared plumbing: the run's :class:`DistillSettings` and the frozen teacher."""
 
     needs_teacher = True
 
     def __init__(self, cfg: TrainConfig, teacher: nn.Module | None = None):
         super().__init__(cfg)
-        self.settings = DistillSettings.from_extra(cfg.extra)
+        self.settings = DistillSettings.of(cfg)
         self.teacher_logits = TeacherLogits(teacher, cache=bool(self.settings.cache_teacher))
 
     @property
@@ -209,10 +233,14 @@ class AdversariallyRobustDistillation(_Distill):
 class FastARD(_Distill):
     """Fast-ARD (Algorithm 2): ARD with free adversarial training's replay m = ``cfg.replay``.
 
-    Each mini-batch is replayed m times; one backward pass of the ARD objective gives both the
-    parameter step and an ε-sized ascent step on the perturbation, which is carried across replays
-    and mini-batches and projected into the ε-ball and [0, 1] (core ``free_replay``). The loop runs
-    ⌈N/m⌉ epochs with milestones ⌊M/m⌋, so Fast-ARD makes as many parameter updates as ARD.
+    Each mini-batch is replayed m times; each replay takes a parameter step on the ARD objective
+    and an ε-sized ascent step on the perturbation, which is carried across replays and
+    mini-batches and projected into the ε-ball and [0, 1] (core ``free_replay``). The ascent climbs
+    the student's cross-entropy by default, as Algorithm 2 states (one extra backward to the input
+    per replay); ``adversary="kl"`` climbs KL(T^t(x) ‖ S^t(x')) instead, which with the clean CE
+    term independent of x' is the training loss's own input gradient — §4.5.4's "same backward
+    pass". The loop runs ⌈N/m⌉ epochs with milestones divided by m, so Fast-ARD makes as many
+    parameter updates as ARD.
     """
 
     epoch_divisor_option = "replay"
@@ -232,5 +260,6 @@ class FastARD(_Distill):
             clean = state.model(x_clean) if alpha < 1 else None
             return self.objective(logits, target, y_, clean)
 
+        ascent = None if self.settings.adversary == "kl" else (lambda logits, _x, y_: F.cross_entropy(logits, y_))
         return free_replay(state, x, y, loss_of_logits, self.cfg.replay, self.cfg.eps, self.cfg.norm,
-                           regularized=lambda loss: self.regularized(state, loss))
+                           regularized=lambda loss: self.regularized(state, loss), ascent_of_logits=ascent)

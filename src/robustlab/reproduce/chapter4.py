@@ -212,7 +212,7 @@ _exp("table-4.9", "Free-trained MNV2 vs Fast-ARD (m = 4, 8)", [
 def _measure_timing(scale: str) -> dict:
     from ..distill.timing import measure
 
-    return measure("digits" if scale == "tiny" else "cifar", epochs=5 if scale == "tiny" else 3)
+    return measure("digits" if scale == "tiny" else "cifar", rounds=5)
 
 
 _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of parameter updates)", [
@@ -225,18 +225,19 @@ _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of param
     Run("fard8", "TRADES WRN −F-ARD→ MNV2 (m=8)", "mnv2", "fast-ard", teacher="trades_wrn", train=_FREE8,
         distill=DIST, thesis={"hours": 5.10}),
 ], [
-    Claim("ARD takes about as long as AT per parameter update (measured ratio ≤ 1.10)",
-          lambda r: r["_timing"]["ratios"]["ARD/AT"] <= 1.10),
-    Claim("Fast-ARD (m=4) takes about as long as KD per parameter update (measured ratio ≤ 1.15)",
-          lambda r: r["_timing"]["ratios"]["Fast-ARD(m=4)/KD"] <= 1.15),
-    Claim("Fast-ARD (m=8) takes about as long as KD per parameter update (measured ratio ≤ 1.15)",
-          lambda r: r["_timing"]["ratios"]["Fast-ARD(m=8)/KD"] <= 1.15),
-    Claim("ARD is several times slower than KD (measured ratio ≥ 3; thesis 41.06/5.13 ≈ 8)",
-          lambda r: r["_timing"]["ratios"]["ARD/KD"] >= 3),
+    Claim("ARD takes about as long as AT per parameter update (ratio ≤ 1.10 in every round, teacher forward "
+          "every batch)", lambda r: r["_timing"]["verdicts"]["ARD/AT"] == "held"),
+    Claim("Fast-ARD (m=4) takes about as long as KD per parameter update (ratio ≤ 1.15 in every round)",
+          lambda r: r["_timing"]["verdicts"]["Fast-ARD(m=4)/KD"] == "held"),
+    Claim("Fast-ARD (m=8) takes about as long as KD per parameter update (ratio ≤ 1.15 in every round)",
+          lambda r: r["_timing"]["verdicts"]["Fast-ARD(m=8)/KD"] == "held"),
+    Claim("ARD is several times slower than KD (ratio ≥ 3 in every round; thesis 41.06/5.13 ≈ 8)",
+          lambda r: r["_timing"]["verdicts"]["ARD/KD"] == "held"),
 ], columns=("hours",), complexity=True, measure=_measure_timing,
     notes=(TINY_NOTE, "The 'train s' column sums the per-epoch times recorded when each cached model was trained "
-                      "(possibly on another day, under other load); the claims use the back-to-back measurement "
-                      "below instead (robustlab.distill.timing, also benchmarks/distill_timing.py). At paper "
+                      "(possibly on another day, under other load); the claims use the round-robin measurement "
+                      "below instead (robustlab.distill.timing, also benchmarks/distill_timing.py), judged with "
+                      "a teacher forward every batch as in the thesis (it trained with augmentation). At paper "
                       "scale the measurement times a ResNet18 teacher and MobileNetV2 student on CIFAR-shaped "
                       "random tensors."))
 

@@ -38,7 +38,7 @@ def resolve_config(exp: Experiment, run: Run, scale: str, seed: int = 0, device:
         from ..distill import distill_config
 
         extra = run.per_scale("distill", scale)
-        return distill_config(scale, run.method, teacher_meta={"dataset": dataset}, extra=extra, **over)
+        return distill_config(scale, run.method, teacher_meta={"dataset": dataset}, settings=extra, **over)
     return preset(scale, method=run.method, **over)
 
 
@@ -86,8 +86,7 @@ def train_or_reuse(exp: Experiment, run: Run, scale: str, cache: Path, teachers:
         if run.method in DISTILL_METHODS:
             from ..distill import distill_run
 
-            distill_run(cfg.replace(extra={**cfg.extra, "teacher": str(teacher_path)}), teacher_path, run_dir,
-                        resume=resume, progress=progress, suite=None)
+            distill_run(cfg, teacher_path, run_dir, resume=resume, progress=progress, suite=None)
         else:
             train_run(cfg, run_dir, resume=resume, progress=progress)
     return final, h, cfg.to_dict()
@@ -269,22 +268,9 @@ def markdown(exp: Experiment, r: dict) -> str:
         lines.append(f"- **{'HELD' if c['held'] else 'DID NOT HOLD'}** — {c['claim']}"
                      + (f" ({c['error']})" if c.get("error") else ""))
     if r.get("timing"):
-        tm = r["timing"]
-        lines += ["", "## Measured training time per epoch-equivalent (back to back, this machine)", "",
-                  f"{tm['student']} student, {tm['teacher']} teacher, {tm['n_train']} training examples, batch "
-                  f"{tm['batch_size']}, PGD-{tm['attack_steps']}, {tm['torch_threads']} torch thread(s), device "
-                  f"{tm['device']}; median of {tm['epochs_timed']} epochs after the first.", "",
-                  "| method | teacher logits | s per epoch-equivalent |", "|---|---|---:|"]
-        for run in tm["runs"]:
-            lines.append(f"| {run['name']} | {'cached (§4.9)' if run['teacher_cache'] else 'every batch'} | "
-                         f"{run['seconds_per_epoch_equivalent']:.3f} |")
-        lines += ["", "| ratio | " + " | ".join(tm["ratios_by_teacher_setting"]) + " | target |",
-                  "|---|" + "---:|" * (len(tm["ratios_by_teacher_setting"]) + 1)]
-        for k in ("ARD/AT", "Fast-ARD(m=4)/KD", "Fast-ARD(m=8)/KD", "ARD/KD"):
-            cells = [f"{v[k]:.3f}" for v in tm["ratios_by_teacher_setting"].values()]
-            lines.append(f"| {k} | " + " | ".join(cells) + f" | {tm['targets'].get(k, '–')} |")
-        lines += ["", f"Claims use the {tm['headline_setting']} column. Thesis (RTX 2080 Ti, CIFAR-10): ARD/AT = "
-                  "41.06/41.09 h, Fast-ARD/KD = 5.15/5.13 h (m=4) and 5.10/5.13 h (m=8)."]
+        from ..distill.timing import timing_markdown
+
+        lines += [""] + timing_markdown(r["timing"])
     if r.get("complexity"):
         lines += ["", "## Parameters and multiply-adds (§4.6)", "",
                   "| role | model | params | MACs per input | thesis params | thesis MAdds |", "|---|---|---:|---:|---:|---:|"]

@@ -178,7 +178,7 @@ class TRADES(Method):
 
 
 def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float, norm: str = "linf",
-                regularized=None) -> dict[str, float]:
+                regularized=None, ascent_of_logits=None) -> dict[str, float]:
     """Free adversarial training's replay [Shafahi et al. 2019] (thesis §4.5, Algorithm 2).
 
     Each mini-batch is replayed ``replay`` times; one backward pass gives both the parameter
@@ -186,7 +186,9 @@ def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float
     perturbation, projected back into the ε-ball and the [0, 1] box). The perturbation is carried
     across replays and mini-batches in ``state.buffers["free_delta"]``, a full-batch-size buffer:
     a short final batch uses (and updates) its first rows and leaves the rest for the next epoch,
-    as the authors' code does. Returns the metrics of the last replay.
+    as the authors' code does. ``ascent_of_logits``, when given, is the objective the perturbation
+    climbs instead of the training loss (Fast-ARD's cross-entropy step, Algorithm 2): one extra
+    backward to the input per replay. Returns the metrics of the last replay.
     """
     from ..attacks.base import ThreatModel
 
@@ -203,8 +205,14 @@ def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float
         logits = state.model(x_adv)
         loss = loss_of_logits(logits, x, y)
         state.optimizer.zero_grad(set_to_none=True)
-        (regularized(loss) if regularized is not None else loss).backward()
-        x_new = threat.project(x_adv.detach() + eps * threat.ascent_direction(x_adv.grad), x)
+        total = regularized(loss) if regularized is not None else loss
+        if ascent_of_logits is None:
+            total.backward()
+            grad = x_adv.grad
+        else:
+            (grad,) = torch.autograd.grad(ascent_of_logits(logits, x, y), x_adv, retain_graph=True)
+            total.backward()
+        x_new = threat.project(x_adv.detach() + eps * threat.ascent_direction(grad), x)
         state.optimizer.step()
         delta = x_new - x
     state.buffers["free_delta"] = torch.cat([delta.detach(), buffer[b:]]) if b < buffer.shape[0] else delta.detach()
