@@ -142,11 +142,15 @@ def test_lr_schedule_matches_hand_computed_values():
     assert [get_method(paper.method, paper).lr_at(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rel=1e-12)
 
-    # free AT: N/m epochs and milestones divided by m (10 epochs, m=4 -> 3 epochs, milestones 1, 2)
-    free = preset("tiny", method="free-at", replay=4, epochs=10, milestones=(6, 8), lr=0.2, lr_gamma=0.5)
+    # free AT: ⌈N/m⌉ epochs, milestones at the same fraction of the run rounded to the nearest epoch
+    # (12 epochs, m=4 -> 3 epochs; milestones 6, 9 -> 1.5, 2.25 -> 2, 2)
+    free = preset("tiny", method="free-at", replay=4, epochs=12, milestones=(6, 9), lr=0.2, lr_gamma=0.5)
     epochs, ms = schedule(free)
-    assert (epochs, ms) == (3, (1, 2))
-    assert [get_method(free.method, free).lr_at(e) for e in range(3)] == pytest.approx([0.2, 0.1, 0.05], rel=1e-12)
+    assert (epochs, ms) == (3, (2, 2))
+    assert [get_method(free.method, free).lr_at(e) for e in range(3)] == pytest.approx([0.2, 0.2, 0.05], rel=1e-12)
+    # 40 epochs, m=8 -> 5 epochs; milestones 20, 30 -> 2.5, 3.75 -> 3, 4
+    free = preset("tiny", method="free-at", replay=8, epochs=40, milestones=(20, 30))
+    assert schedule(free) == (5, (3, 4))
 
 
 def test_fit_applies_the_schedule_to_the_optimizer(digits):

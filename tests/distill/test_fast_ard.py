@@ -39,7 +39,9 @@ def test_perturbation_stays_in_eps_ball_across_replays():
 
 def test_epochs_and_milestones_divided_by_m():
     cfg = preset("tiny", method="fast-ard", epochs=200, milestones=(100, 150), replay=8)
-    assert schedule(cfg) == (25, (12, 18))
+    assert schedule(cfg) == (25, (13, 19))  # 12.5 and 18.75 rounded to the nearest epoch
+    cfg = preset("tiny", method="fast-ard", epochs=20, milestones=(14, 18), replay=8)
+    assert schedule(cfg) == (3, (2, 3))     # 70% and 90% of 3 epochs: 2.1, 2.7 (⌊14/8⌋ = 1 left 1 of 3 at lr)
     cfg = preset("tiny", method="ard", epochs=200, milestones=(100, 150), replay=8)
     assert schedule(cfg) == (200, (100, 150))
 

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from ..core.data import TensorBatches, get_dataset
 from ..core.io import environment_info
 from ..core.models import build_model, count_madds, count_params, get_model
-from ..core.train import get_method, preset
+from ..core.train import get_method
 from ..core.train.methods import TrainState
 from . import methods as _methods  # noqa: F401  (registers kd / ard / fast-ard)
-from .run import DISTILL_METHODS, distill_settings
+from .run import DISTILL_METHODS, TINY_TEACHER_WIDTH, distill_config, distill_settings
 
 #: Table 4.10's claims as ratio ≤ target (ARD/KD is a lower bound, checked as ≥ 3)
 TARGETS = {"ARD/AT": 1.10, "Fast-ARD(m=4)/KD": 1.15, "Fast-ARD(m=8)/KD": 1.15}
@@ -48,17 +48,16 @@ def setup(scale: str, n: int | None):
     if scale == "digits":
         d = get_dataset("digits")
         x, y, shape, classes = d.x_train, d.y_train, d.input_shape, d.num_classes
-        teacher_width = 32
-        teacher = build_model("small-cnn", classes, shape, teacher_width)
-        cfg = preset("tiny", model="small-cnn", model_width=16)
-        teacher_name = f"small-cnn (width {teacher_width})"
+        teacher = build_model("small-cnn", classes, shape, TINY_TEACHER_WIDTH)
+        cfg = distill_config("tiny", "ard")  # the tiny stage's student, batch and attack
+        teacher_name = f"small-cnn (width {TINY_TEACHER_WIDTH})"
     else:  # CIFAR-shaped random tensors: timing does not depend on the pixel values
         g = torch.Generator().manual_seed(0)
         n = n or 2048
         x, y = torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
         shape, classes = (3, 32, 32), 10
         teacher = get_model("resnet18", num_classes=10, in_channels=3)
-        cfg = preset("paper", model="mobilenetv2")
+        cfg = distill_config("paper", "ard")
         teacher_name = "resnet18"
     if n is not None:
         x, y = x[:n], y[:n]
@@ -264,12 +263,12 @@ def timing_markdown(tm: dict) -> list[str]:
              f"rounds after {tm['warmup_rounds']} warm-up round.", "",
              "| method | " + " | ".join(f"s, {s}" for s in tm["by_setting"]) + " |",
              "|---|" + "---:|" * len(tm["by_setting"])]
-    names = list(next(iter(tm["by_setting"].values()))["seconds"])
+    names = [name for name, _, _ in METHODS]
     for name in names:
         cells = [f"{v['seconds'][name]:.3f}" if name in v["seconds"] else "–" for v in tm["by_setting"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| ratio | " + " | ".join(f"{s}: median [min, max]" for s in tm["by_setting"])
-              + " | predicted (every batch) | target | verdict |", "|---|" + "---:|" * (len(tm["by_setting"]) + 4)]
+              + " | predicted (every batch) | target | verdict |", "|---|" + "---:|" * (len(tm["by_setting"]) + 3)]
     for k in RATIOS:
         cells = [f"{v['ratios'][k]['median']:.3f} [{v['ratios'][k]['min']:.3f}, {v['ratios'][k]['max']:.3f}]"
                  for v in tm["by_setting"].values()]

@@ -53,10 +53,18 @@ class Method:
         return int(getattr(self.cfg, self.epoch_divisor_option)) if self.epoch_divisor_option else 1
 
     def schedule(self) -> tuple[int, tuple[int, ...]]:
-        """Epochs and milestones actually run: both divided by m for replay methods (thesis §4.7)."""
+        """Epochs and milestones actually run: both divided by m for replay methods (thesis §4.7:
+        N/m epochs, milestones at 100/m and 150/m).
+
+        A divided milestone keeps its place as a fraction of the run, rounded to the nearest epoch
+        (halves up): flooring M/m could leave far fewer updates at the starting rate than the
+        undivided run has (m = 8, 20 epochs, milestones 14, 18: ⌊14/8⌋ = 1 of 3 epochs, not 70%).
+        """
         d = self.epoch_divisor()
         epochs = max(1, math.ceil(self.cfg.epochs / d))
-        return epochs, tuple(max(1, m // d) for m in self.cfg.milestones)
+        if d == 1:
+            return epochs, tuple(self.cfg.milestones)
+        return epochs, tuple(max(1, math.floor(m * epochs / self.cfg.epochs + 0.5)) for m in self.cfg.milestones)
 
     def lr_at(self, epoch: int) -> float:
         """Piecewise-constant schedule: lr × gamma^(number of milestones reached) (thesis §4.7)."""
