@@ -77,14 +77,15 @@ DEMO_RUNS = (("ProtoNet natural", "protonet", "meta-natural"), ("ProtoNet AQ", "
 
 
 def demo(out: str | Path, *, dataset: str = "glyphs", data_dir=None, epochs: int = 3, episodes_per_epoch: int = 50,
-         test_episodes: int = 100, seed: int = 0, runs=DEMO_RUNS, progress: bool = False) -> dict:
+         test_episodes: int = 100, test_query: int = 5, seed: int = 0, runs=DEMO_RUNS, progress: bool = False) -> dict:
     """Natural vs AQ meta-training on ``dataset`` (offline glyphs by default), evaluated with PGD-20."""
     out = Path(out)
     rows, t0 = {}, time.perf_counter()
     data = None
     for label, head, method in runs:
         cfg = meta_config("tiny", method=method, dataset=dataset, data_dir=data_dir, epochs=epochs, seed=seed,
-                          extra=dict(head=head, episodes_per_epoch=episodes_per_epoch, test_episodes=test_episodes))
+                          extra=dict(head=head, episodes_per_epoch=episodes_per_epoch, test_episodes=test_episodes,
+                                     test_query=test_query))
         data = data or load_data(cfg)
         learner, summary = train_meta(cfg, out / f"{head}-{method}", progress=progress, data=data)
         rows[label] = evaluate_learner(learner, cfg, data, seed=seed)
