@@ -86,10 +86,15 @@ class DatasetObjective:
             i += p.numel()
         return out
 
-    def loss(self) -> float:
+    def data_loss(self) -> float:
+        """Mean loss over the dataset, without weight decay or regulariser."""
         with eval_mode(self.model), torch.no_grad():
-            data = sum(w * float(self.loss_fn(self.model(xb), yb)) for xb, yb, w in self._batches())
-            return data + float(self._penalty())
+            return sum(w * float(self.loss_fn(self.model(xb), yb)) for xb, yb, w in self._batches())
+
+    def loss(self) -> float:
+        """The whole objective: data loss + weight decay + regulariser."""
+        with torch.no_grad():
+            return self.data_loss() + float(self._penalty())
 
     def gradient(self) -> torch.Tensor:
         """∇L over the whole dataset (flat), regulariser and weight decay counted once."""

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+from .init import init_biases
 from .registry import register_model
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -35,14 +37,18 @@ def _normalize(in_channels: int, mean=None, std=None) -> Normalize:
 
 
 # ---------------------------------------------------------------- small models
-@register_model("mlp", "2-hidden-layer ReLU MLP (thesis §2.1), for 8x8 digits and tests")
-def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=None):
-    return nn.Sequential(
-        _normalize(in_channels, mean, std), nn.Flatten(),
-        nn.Linear(in_channels * image_size * image_size, width), nn.ReLU(),
-        nn.Linear(width, width), nn.ReLU(),
-        nn.Linear(width, num_classes),
-    )
+@register_model("mlp", "ReLU MLP (thesis §2.1; depth 4 in Ch. 6), for 8x8 digits and tests")
+def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=None, depth=3,
+        bias_init="default", bias_scale=0.0):
+    """``depth`` linear layers (default 3: two hidden layers); ``bias_init``/``bias_scale`` as in
+    :func:`~robustlab.core.models.init.init_biases` (thesis §6.2)."""
+    if depth < 1:
+        raise ConfigError(f"mlp depth must be >= 1, got {depth}")
+    dims = [in_channels * image_size * image_size] + [width] * (depth - 1) + [num_classes]
+    layers = [_normalize(in_channels, mean, std), nn.Flatten()]
+    for i in range(depth):
+        layers += [nn.Linear(dims[i], dims[i + 1])] + ([nn.ReLU()] if i < depth - 1 else [])
+    return init_biases(nn.Sequential(*layers), bias_init, bias_scale)
 
 
 @register_model("small-cnn", "small CNN (two conv blocks with batch norm) for digits and tiny runs")

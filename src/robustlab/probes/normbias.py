@@ -1,0 +1,60 @@
+"""Norm-bias (thesis §6.3, eq. 6.3): R_μ(φ) = |Σ_i φ_i² − μ²|, weight decay's generalisation that
+pulls the squared parameter norm towards μ² instead of 0.
+
+Coefficient convention: the training loss gains ``coef · R_μ(φ) / 2``, whose gradient is
+``coef · sign(‖φ‖² − μ²) · φ``. This is exactly what the authors' code added to the gradients
+(``--weight_decay`` = coef, ``--norm_bias`` = μ²), so the thesis's coefficients (0.005 with μ² = 2500
+for ResNet-18, ...) mean the same here, and with μ = 0 a step equals SGD with ``weight_decay=coef``.
+The parameters are all trainable ones by default (the authors' choice, batch-norm scales and
+biases included) or only weight matrices/filters (``params="weights"``).
+
+μ by the thesis's heuristic: train with weight decay, record the final parameter norm, set μ
+"slightly higher" (:func:`mu2_from_norm`; the factor 1.05 is ours, the thesis gives none).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..core.errors import ConfigError
+
+PARAM_SETS = ("all", "weights")
+MU_RAISE = 1.05
+
+
+def norm_bias_penalty(params: Iterable[torch.Tensor], mu2: float) -> torch.Tensor:
+    """R_μ(φ) = |Σφ² − μ²| (eq. 6.3) for the given parameter tensors."""
+    params = list(params)
+    if not params:
+        raise ConfigError("norm-bias needs at least one parameter")
+    sq = sum((p ** 2).sum() for p in params)
+    return (sq - float(mu2)).abs()
+
+
+def select_parameters(module: nn.Module, which: str = "all") -> list[nn.Parameter]:
+    """Trainable parameters of ``module``: ``all``, or ``weights`` (tensors with ≥ 2 dimensions)."""
+    if which not in PARAM_SETS:
+        raise ConfigError(f"norm-bias params must be one of {', '.join(PARAM_SETS)}, got {which!r}")
+    ps = [p for p in module.parameters() if p.requires_grad]
+    return ps if which == "all" else [p for p in ps if p.dim() >= 2]
+
+
+def parameter_norm(module: nn.Module, which: str = "all") -> float:
+    """‖φ‖₂ over the selected parameters."""
+    return float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in select_parameters(module, which))))
+
+
+def mu2_from_norm(norm: float, factor: float = MU_RAISE) -> float:
+    """μ² for a weight-decay-trained norm: (factor · norm)², factor > 1 ("slightly higher", §6.3)."""
+    if factor <= 1:
+        raise ConfigError(f"the μ heuristic raises the weight-decay norm: factor must be > 1, got {factor}")
+    return (factor * norm) ** 2
+
+
+def norm_bias_term(module: nn.Module, mu2: float, params: str = "all") -> torch.Tensor:
+    """R_μ/2 of ``module``'s parameters: multiplied by the coefficient it is the loss term above."""
+    if mu2 < 0:
+        raise ConfigError(f"norm-bias mu2 must be >= 0, got {mu2}")
+    return 0.5 * norm_bias_penalty(select_parameters(module, params), mu2)
