@@ -5,7 +5,7 @@ pixel space [0, 1] (issue 2, item 2).
 """
 from .registry import ModelSpec, get_model, list_models, model_spec, register_model
 from .complexity import count_madds, count_params
-from . import architectures, fewshot  # noqa: F401  (registers the built-in models)
+from . import architectures, chapter6, fewshot  # noqa: F401  (register the built-in models)
 from .loading import build_model, load_model
 
 __all__ = ["get_model", "list_models", "register_model", "model_spec", "ModelSpec",

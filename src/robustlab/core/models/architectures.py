@@ -69,8 +69,9 @@ def small_cnn(num_classes=10, in_channels=1, width=32, mean=None, std=None, **_)
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin, cout, stride=1):
+    def __init__(self, cin, cout, stride=1, skip=True):
         super().__init__()
+        self.skip = skip  # thesis §6.5: ResNet-18 without skip connections
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
@@ -82,11 +83,12 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out + self.shortcut(x) if self.skip else out)
 
 
 class ResNet(nn.Module):
-    def __init__(self, blocks=(2, 2, 2, 2), num_classes=10, in_channels=3, width=64, mean=None, std=None):
+    def __init__(self, blocks=(2, 2, 2, 2), num_classes=10, in_channels=3, width=64, mean=None, std=None,
+                 skip=True):
         super().__init__()
         self.normalize = _normalize(in_channels, mean, std)
         self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
@@ -95,7 +97,7 @@ class ResNet(nn.Module):
         for i, n in enumerate(blocks):
             cout, stride = width * 2 ** i, (1 if i == 0 else 2)
             for j in range(n):
-                layers.append(BasicBlock(cin, cout, stride if j == 0 else 1))
+                layers.append(BasicBlock(cin, cout, stride if j == 0 else 1, skip))
                 cin = cout
         self.layers = nn.Sequential(*layers)
         self.linear = nn.Linear(cin, num_classes)
@@ -108,29 +110,34 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18", "CIFAR ResNet18 (thesis §4.3 teacher)", thesis_params=11.2e6, thesis_madds=1.1e9)
-def resnet18(num_classes=10, in_channels=3, width=64, mean=None, std=None):
-    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, mean, std)
+def resnet18(num_classes=10, in_channels=3, width=64, mean=None, std=None, skip=True):
+    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, mean, std, skip)
 
 
 # ---------------------------------------------------------------- WideResNet-34-10
 class WideBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, batch_norm=True, skip=True):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin)
+        norm = nn.BatchNorm2d if batch_norm else (lambda c: nn.Identity())
+        self.bn1 = norm(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = norm(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = None if (cin == cout and stride == 1) else nn.Conv2d(cin, cout, 1, stride, bias=False)
+        self.skip = skip  # thesis §6.4 ablation: WideResNet without skip connections
+        self.shortcut = None if (cin == cout and stride == 1) or not skip else nn.Conv2d(cin, cout, 1, stride, bias=False)
 
     def forward(self, x):
         o = F.relu(self.bn1(x))
         y = self.conv1(o)
         y = self.conv2(F.relu(self.bn2(y)))
+        if not self.skip:
+            return y
         return y + (x if self.shortcut is None else self.shortcut(o))
 
 
 class WideResNet(nn.Module):
-    def __init__(self, depth=34, widen=10, num_classes=10, in_channels=3, mean=None, std=None):
+    def __init__(self, depth=34, widen=10, num_classes=10, in_channels=3, mean=None, std=None,
+                 batch_norm=True, skip=True):
         super().__init__()
         n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
@@ -139,10 +146,10 @@ class WideResNet(nn.Module):
         blocks, cin = [], widths[0]
         for i, stride in enumerate((1, 2, 2)):
             for j in range(n):
-                blocks.append(WideBlock(cin, widths[i + 1], stride if j == 0 else 1))
+                blocks.append(WideBlock(cin, widths[i + 1], stride if j == 0 else 1, batch_norm, skip))
                 cin = widths[i + 1]
         self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(cin)
+        self.bn = nn.BatchNorm2d(cin) if batch_norm else nn.Identity()
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):
