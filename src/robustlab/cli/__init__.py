@@ -22,7 +22,7 @@ app = typer.Typer(
 
 
 #: command modules, imported for their side effect of adding commands to `app`
-COMMAND_MODULES = ("core_commands", "distill", "reproduce", "trading", "meta")
+COMMAND_MODULES = ("core_commands", "distill", "reproduce", "trading", "meta", "probe")
 
 
 def _register_commands() -> None:

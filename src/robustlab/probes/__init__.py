@@ -4,7 +4,7 @@ Each instrument is a registered measurement ``probe(model, data, **options) -> d
 any ``nn.Module``: ``run_probe("hessian", model, (x, y))``; ``list_probes()`` names them.
 """
 from .registry import as_tensors, get_probe, list_probes, register_probe, run_probe
-from . import hessian, minima, ntk, spectra  # noqa: F401  (register the probes)
+from . import hessian, minima, normbias, ntk, spectra  # noqa: F401  (register the probes)
 from .hessian import DatasetObjective, extreme_eigenvalues, lanczos_extremes
 from .minima import embed_linear, first_linear_inputs, relu_active_fraction
 from .normbias import mu2_from_norm, norm_bias_penalty, norm_bias_term, parameter_norm

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
+from .registry import register_probe
 
 PARAM_SETS = ("all", "weights")
 MU_RAISE = 1.05
@@ -58,3 +59,18 @@ def norm_bias_term(module: nn.Module, mu2: float, params: str = "all") -> torch.
     if mu2 < 0:
         raise ConfigError(f"norm-bias mu2 must be >= 0, got {mu2}")
     return 0.5 * norm_bias_penalty(select_parameters(module, params), mu2)
+
+
+@register_probe("normbias")
+def normbias_probe(model: nn.Module, data=None, mu2: float | None = None, params: str = "all",
+                   factor: float = MU_RAISE) -> dict:
+    """Parameter norm, the heuristic's μ² for it (meaningful when ``model`` was trained with weight
+    decay), and R_μ(φ) at ``mu2`` (default: that suggestion). ``data`` is not needed."""
+    norm = parameter_norm(model, params)
+    suggested = mu2_from_norm(norm, factor)
+    mu2 = suggested if mu2 is None else float(mu2)
+    with torch.no_grad():
+        penalty = float(norm_bias_penalty(select_parameters(model, params), mu2))
+    return {"param_norm": norm, "squared_norm": norm ** 2, "suggested_mu2": suggested, "mu2": mu2,
+            "penalty": penalty, "params": params,
+            "n_params": sum(p.numel() for p in select_parameters(model, params))}
