@@ -64,3 +64,38 @@ def test_mu_heuristic_and_errors():
         norm_bias_term(net, -1.0)
     with pytest.raises(ConfigError):
         norm_bias_penalty([], 1.0)
+
+
+def test_core_training_with_norm_bias_mu0_equals_weight_decay():
+    """Through the core loop: regularizer norm-bias (μ=0, coef c) ≡ SGD weight_decay=c."""
+    from robustlab.core.data import TensorBatches
+    from robustlab.core.train import TrainConfig, fit
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
+    base = dict(model="mlp", dataset="digits", epochs=2, batch_size=8, lr=0.1, milestones=(), seed=0)
+    nets = []
+    for extra in (dict(weight_decay=0.01),
+                  dict(weight_decay=0.0, regularizer="norm-bias", regularizer_coef=0.01,
+                       regularizer_options={"mu2": 0.0})):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+        fit(net, TensorBatches(x, y, 8), TrainConfig(**base, **extra), progress=False)
+        nets.append(net)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(p, q)
+    torch.manual_seed(0)
+    far = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    before = parameter_norm(far)
+    fit(far, TensorBatches(x, y, 8), TrainConfig(**base, weight_decay=0.0, regularizer="norm-bias",
+                                                 regularizer_coef=0.05,
+                                                 regularizer_options={"mu2": (3 * before) ** 2}), progress=False)
+    assert parameter_norm(far) > before          # pulled towards the larger μ
+
+
+def test_unknown_norm_bias_option():
+    from robustlab.core.train import TrainConfig
+    from robustlab.probes.normbias import norm_bias_regularizer
+    cfg = TrainConfig(regularizer="norm-bias", regularizer_coef=0.1, regularizer_options={"mu": 3})
+    with pytest.raises(ConfigError, match="unknown norm-bias option"):
+        norm_bias_regularizer(_net(), cfg)

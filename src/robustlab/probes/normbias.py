@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
+from ..core.train.regularizers import register_regularizer
 from .registry import register_probe
 
 PARAM_SETS = ("all", "weights")
@@ -74,3 +75,17 @@ def normbias_probe(model: nn.Module, data=None, mu2: float | None = None, params
     return {"param_norm": norm, "squared_norm": norm ** 2, "suggested_mu2": suggested, "mu2": mu2,
             "penalty": penalty, "params": params,
             "n_params": sum(p.numel() for p in select_parameters(model, params))}
+
+
+NORM_BIAS_OPTIONS = ("mu2", "params")
+
+
+@register_regularizer("norm-bias")
+def norm_bias_regularizer(module: nn.Module, cfg) -> torch.Tensor:
+    """The core regulariser ``norm-bias``: R_μ/2 with ``regularizer_options`` ``mu2`` (default 0,
+    i.e. weight decay) and ``params`` (``all`` or ``weights``); weighed by ``regularizer_coef``."""
+    opts = dict(cfg.regularizer_options or {})
+    unknown = sorted(set(opts) - set(NORM_BIAS_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown norm-bias option(s) {', '.join(unknown)}; use {', '.join(NORM_BIAS_OPTIONS)}")
+    return norm_bias_term(module, float(opts.get("mu2", 0.0)), opts.get("params", "all"))
