@@ -22,6 +22,18 @@ from .minima import embed_linear, first_linear_inputs, minima_probe
 from .normbias import mu2_from_norm, parameter_norm
 from .ntk import empirical_ntk, kernel_change, sample_inputs
 
+CLAIM_LEMMA = ("Lemma-6.1 init stays at a suboptimal minimum (loss ≥ 2× default's after training, every ReLU "
+               "still active, λ_min ≥ −1e-3)")
+CLAIM_BIAS = "Large-bias initialisations end at suboptimal points (loss ≥ 2× default's)"
+CLAIM_SHARP = "Suboptimal points are sharper: λ_max after training above the default's (§6.2 remark)"
+CLAIM_WRN = "WRN correlation falls with width"
+CLAIM_RISES = "{}: correlation rises toward 1 with width"
+CLAIM_NB = "norm-bias ≥ weight decay"
+CLAIM_NB_NORM = "norm-bias ends at a larger parameter norm than weight decay"
+CLAIM_RANK_CONTROL = "RankMin lowers and RankMax raises effective rank (Fig. 6.6)"
+CLAIM_RANK_ROBUST = ("Rank does not track robustness: RankMin is not more robust than RankMax (PGD-20, larger ε, "
+                     "1-point allowance)")
+
 # Thesis Table 6.1 (CIFAR-10, MLP): (loss, grad, min EV) at initialisation and after training.
 THESIS_6_1 = {
     "default": ((4.5963, 0.5752, -1.5549), (0.0061, 0.0074, 0.0007)),
@@ -72,37 +84,43 @@ def _mlp_6_1(row: str, data, s: dict, seed: int) -> nn.Module:
     return net
 
 
-def table_6_1(seed: int = 0, **overrides) -> dict:
-    """Table 6.1: loss, gradient norm and Hessian min eigenvalue of a 4-layer MLP at and after
-    training from the default, Lemma 6.1 and large-bias initialisations."""
+def row_6_1(row: str, seed: int = 0, **overrides) -> dict:
+    """One row of Table 6.1: the statistics at initialisation and after training from init ``row``."""
     s = {**TINY_6_1, **overrides}
     data = get_dataset("digits")
     xy = (data.x_train, data.y_train)
-    rows = []
-    for row in THESIS_6_1:
-        net = _mlp_6_1(row, data, s, seed)
-        probe = dict(weight_decay=s["weight_decay"], iters=s["iters"], tol=s["tol"], seed=seed)
-        before = minima_probe(net, xy, **probe)
-        mom = 0.0 if row.endswith("NM") else s["momentum"]
-        _train(net, *xy, seed, epochs=s["epochs"], lr=s["lr"], momentum=mom, weight_decay=s["weight_decay"],
-               batch_size=s["batch_size"])
-        after = minima_probe(net, xy, **probe)
-        acc = float((predict(net, data.x_train) == data.y_train).float().mean())
-        rows.append({"init": row, "at_init": before, "after": after, "train_acc": acc,
-                     "thesis_at_init": dict(zip(("loss", "grad", "min_ev"), THESIS_6_1[row][0])),
-                     "thesis_after": dict(zip(("loss", "grad", "min_ev"), THESIS_6_1[row][1]))})
-    by = {r["init"]: r for r in rows}
+    net = _mlp_6_1(row, data, s, seed)
+    probe = dict(weight_decay=s["weight_decay"], iters=s["iters"], tol=s["tol"], seed=seed)
+    before = minima_probe(net, xy, **probe)
+    mom = 0.0 if row.endswith("NM") else s["momentum"]
+    _train(net, *xy, seed, epochs=s["epochs"], lr=s["lr"], momentum=mom, weight_decay=s["weight_decay"],
+           batch_size=s["batch_size"])
+    after = minima_probe(net, xy, **probe)
+    acc = float((predict(net, data.x_train) == data.y_train).float().mean())
+    return {"init": row, "at_init": before, "after": after, "train_acc": acc,
+            "thesis_at_init": dict(zip(("loss", "grad", "min_ev"), THESIS_6_1[row][0])),
+            "thesis_after": dict(zip(("loss", "grad", "min_ev"), THESIS_6_1[row][1]))}
+
+
+def claims_6_1(by: dict) -> dict:
+    """Table 6.1's claims on rows keyed by init name."""
     d, lem = by["default"]["after"], by["lemma-6.1"]["after"]
-    claims = {
-        "Lemma-6.1 init stays at a suboptimal minimum (loss ≥ 2× default's after training, every ReLU "
-        "still active, λ_min ≥ −1e-3)": lem["loss"] >= 2 * d["loss"] and lem["relu_active_fraction"] == 1.0
+    return {
+        CLAIM_LEMMA: lem["loss"] >= 2 * d["loss"] and lem["relu_active_fraction"] == 1.0
             and lem["lambda_min"] >= -1e-3,
-        "Large-bias initialisations end at suboptimal points (loss ≥ 2× default's)":
+        CLAIM_BIAS:
             min(by["bias+20"]["after"]["loss"], by["bias-U(-50,50)"]["after"]["loss"]) >= 2 * d["loss"],
-        "Suboptimal points are sharper: λ_max after training above the default's (§6.2 remark)":
+        CLAIM_SHARP:
             lem["lambda_max"] > d["lambda_max"],
     }
-    return {"rows": rows, "claims": claims, "settings": {**s, "seed": seed, "data": data.source},
+
+
+def table_6_1(seed: int = 0, **overrides) -> dict:
+    """Table 6.1: loss, gradient norm and Hessian min eigenvalue of a 4-layer MLP at and after
+    training from the default, Lemma 6.1 and large-bias initialisations."""
+    rows = [row_6_1(row, seed, **overrides) for row in THESIS_6_1]
+    return {"rows": rows, "claims": claims_6_1({r["init"]: r for r in rows}),
+            "settings": {**TINY_6_1, **overrides, "seed": seed},
             "note": "Tiny scale: 8x8 digits, MLP 64-w-w-w-10 (thesis: CIFAR-10, 3072-2048-2048-1024-10, 450 epochs)."}
 
 
@@ -143,10 +161,10 @@ def figure_6_1(seed: int = 0, families=("mlp-2", "mlp-4", "convnet6", "wrn-16"),
     corr = {f: [r["correlation"] for r in rows if r["family"] == f] for f in families}
     claims = {}
     if "wrn-16" in corr:
-        claims["WRN correlation falls with width"] = corr["wrn-16"][-1] < corr["wrn-16"][0]
+        claims[CLAIM_WRN] = corr["wrn-16"][-1] < corr["wrn-16"][0]
     for f in ("mlp-2", "convnet6"):
         if f in corr:
-            claims[f"{f}: correlation rises toward 1 with width"] = corr[f][-1] > corr[f][0]
+            claims[CLAIM_RISES.format(f)] = corr[f][-1] > corr[f][0]
     return {"rows": rows, "claims": claims, "settings": {**TINY_NTK, **overrides, "seed": seed},
             "thesis": "Fig. 6.1: correlation rises with width for MLPs and the ConvNet and falls for WideResNet; "
                       "Fig. 6.5: without BN or without skips the WRN trend is flat.",
@@ -183,8 +201,8 @@ def table_6_6_mlp(seed: int = 0, **overrides) -> dict:
     se = {k: (torch.tensor(v).std().item() / len(v) ** 0.5 if len(v) > 1 else float("nan")) for k, v in accs.items()}
     rows = [{"regulariser": k, "test_acc_mean": mean[k], "test_acc_se": se[k], "param_norm_mean": sum(norms[k]) / len(norms[k]),
              "thesis": THESIS_6_6_MLP[k]} for k in accs]
-    return {"rows": rows, "claims": {"norm-bias ≥ weight decay": mean["norm-bias"] >= mean["weight-decay"],
-                                     "norm-bias ends at a larger parameter norm than weight decay":
+    return {"rows": rows, "claims": {CLAIM_NB: mean["norm-bias"] >= mean["weight-decay"],
+                                     CLAIM_NB_NORM:
                                          rows[2]["param_norm_mean"] > rows[1]["param_norm_mean"]},
             "settings": {**s, "seed": seed}, "note": "Tiny scale: digits, 4-layer MLP width 64 (thesis: CIFAR-10, "
                                                      "width 2048, 300 epochs, 10 runs)."}
@@ -236,10 +254,9 @@ def table_6_9(seed: int = 0, **overrides) -> dict:
     by = {r["method"]: r for r in rows}
     mean = {k: sum(r["effective_ranks"]) / len(r["effective_ranks"]) for k, r in by.items()}
     big = f"robust_eps{s['eps'][0]:g}"
-    claims = {"RankMin lowers and RankMax raises effective rank (Fig. 6.6)":
+    claims = {CLAIM_RANK_CONTROL:
                   mean["rankmin"] < mean["natural"] < mean["rankmax"],
-              "Rank does not track robustness: RankMin is not more robust than RankMax (PGD-20, larger ε, "
-              "1-point allowance)": by["rankmin"][big] <= by["rankmax"][big] + 0.01}
+              CLAIM_RANK_ROBUST: by["rankmin"][big] <= by["rankmax"][big] + 0.01}
     return {"rows": rows, "init_effective_ranks": init_ranks, "claims": claims, "settings": {**s, "seed": seed},
             "note": "Tiny scale: digits, 4-layer MLP width 64, linear layers projected exactly by SVD; "
                     "natural training only (the adversarial rows of Tables 6.8/6.10 are not run at tiny scale)."}
