@@ -1,5 +1,4 @@
 """Norm-bias (eq. 6.3): analytic gradient, μ = 0 is weight decay, the μ heuristic."""
-import copy
 
 import pytest
 import torch

@@ -17,7 +17,6 @@ from ..core.data import TensorBatches, get_dataset
 from ..core.evaluate.evaluate import predict
 from ..core.models import get_model
 from ..core.train import TrainConfig, fit
-from .hessian import DatasetObjective
 from .minima import embed_linear, first_linear_inputs, minima_probe
 from .normbias import mu2_from_norm, parameter_norm
 from .ntk import empirical_ntk, kernel_change, sample_inputs
