@@ -132,6 +132,7 @@ NTK_FAMILIES = {
     "wrn-16-nobn": ("wrn-16", "widen", (1, 2, 4), dict(batch_norm=False)),
     "wrn-16-noskip": ("wrn-16", "widen", (1, 2, 4), dict(skip=False)),
 }
+NTK_MAX_PARAMS = 400_000   # parameters per Jacobian pass: 25·10·400k floats = 400 MB
 TINY_NTK = dict(epochs=5, lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=128, n_samples=25)
 
 
@@ -143,11 +144,11 @@ def ntk_point(family: str, width: int, seed: int = 0, **overrides) -> dict:
     torch.manual_seed(seed)
     net = get_model(name, in_channels=1, **{key: width}, **extra)
     xs = sample_inputs(data.x_train, s["n_samples"], seed)
-    k0 = empirical_ntk(net, xs, chunk=5)
+    k0 = empirical_ntk(net, xs, max_params=NTK_MAX_PARAMS)
     p0 = torch.cat([p.detach().flatten() for p in net.parameters()])
     _train(net, data.x_train, data.y_train, seed, epochs=s["epochs"], lr=s["lr"], momentum=s["momentum"],
            weight_decay=s["weight_decay"], batch_size=s["batch_size"])
-    k1 = empirical_ntk(net, xs, chunk=5)
+    k1 = empirical_ntk(net, xs, max_params=NTK_MAX_PARAMS)
     p1 = torch.cat([p.detach().flatten() for p in net.parameters()])
     acc = float((predict(net, data.x_test) == data.y_test).float().mean())
     return {"family": family, "width": width, "params": int(p0.numel()), **kernel_change(k0, k1),

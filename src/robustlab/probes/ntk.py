@@ -42,58 +42,56 @@ def _contract(jac: dict[str, torch.Tensor], n_in: int) -> torch.Tensor:
     return kernel
 
 
-def _jacobian_eval(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    params, buffers = _params(model), dict(model.named_buffers())
+def _groups(params: dict[str, torch.Tensor], max_params: int | None) -> list[list[str]]:
+    """Parameter tensors in consecutive groups of at most ``max_params`` elements (a larger tensor alone)."""
+    if max_params is None:
+        return [list(params)]
+    groups, cur, size = [], [], 0
+    for name, p in params.items():
+        if cur and size + p.numel() > max_params:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(name)
+        size += p.numel()
+    return groups + ([cur] if cur else [])
 
-    def f(p, xi):
-        return functional_call(model, (p, buffers), (xi.unsqueeze(0),)).squeeze(0)
 
-    return vmap(jacrev(f), (None, 0))(params, x)
-
-
-def _jacobian_batch(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    net = copy.deepcopy(model)
-    torch.func.replace_all_batch_norm_modules_(net)
-    net.train()
+def _jacobian(net: nn.Module, x: torch.Tensor, names: list[str], per_input: bool) -> dict[str, torch.Tensor]:
+    """Jacobian of the outputs w.r.t. the parameters ``names`` (the others held fixed): one input at a
+    time under ``vmap`` (``per_input``) or of the whole batch at once (batch-statistics BN)."""
     params, buffers = _params(net), dict(net.named_buffers())
-    jac = jacrev(lambda p: functional_call(net, (p, buffers), (x,)))(params)   # (N, n, *shape)
-    return jac
+    fixed = {k: v for k, v in params.items() if k not in names}
+    wrt = {k: params[k] for k in names}
+    if per_input:
+        def f(p, xi):
+            return functional_call(net, ({**fixed, **p}, buffers), (xi.unsqueeze(0),)).squeeze(0)
+        return vmap(jacrev(f), (None, 0))(wrt, x)
+    return jacrev(lambda p: functional_call(net, ({**fixed, **p}, buffers), (x,)))(wrt)
 
 
-def empirical_ntk(model: nn.Module, x: torch.Tensor, bn: str = "eval", chunk: int | None = None) -> torch.Tensor:
+def empirical_ntk(model: nn.Module, x: torch.Tensor, bn: str = "eval", max_params: int | None = None) -> torch.Tensor:
     """The N×N×n×n empirical NTK of ``model`` on inputs ``x`` (eq. 6.5); model mode restored.
 
-    ``chunk`` bounds how many inputs' Jacobians are held at once (memory: chunk·n·P numbers) for
-    ``bn="eval"``; the kernel is assembled block by block.
+    ``max_params`` bounds memory: Jacobians are taken for groups of at most that many parameters at
+    a time (N·n·max_params numbers held) and their contractions summed; default: all at once.
     """
     if bn not in ("eval", "batch"):
         raise ConfigError(f"bn must be 'eval' or 'batch', got {bn!r}")
     was = model.training
     model.eval()
     try:
+        net = model
         if bn == "batch":
-            return _contract(_jacobian_batch(model, x), len(x))
-        if chunk is None or chunk >= len(x):
-            return _contract(_jacobian_eval(model, x), len(x))
-        return _chunked_kernel(model, x, chunk)
+            net = copy.deepcopy(model)
+            torch.func.replace_all_batch_norm_modules_(net)
+            net.train()
+        kernel = None
+        for names in _groups(_params(net), max_params):
+            part = _contract(_jacobian(net, x, names, per_input=bn == "eval"), len(x))
+            kernel = part if kernel is None else kernel + part
+        return kernel
     finally:
         model.train(was)
-
-
-def _chunked_kernel(model: nn.Module, x: torch.Tensor, chunk: int) -> torch.Tensor:
-    parts = [_jacobian_eval(model, x[i:i + chunk]) for i in range(0, len(x), chunk)]
-    rows = []
-    for a in parts:
-        row = []
-        for b in parts:
-            block = None
-            for name in a:
-                fa, fb = a[name].flatten(2), b[name].flatten(2)
-                t = torch.einsum("iaP,jbP->ijab", fa, fb)
-                block = t if block is None else block + t
-            row.append(block)
-        rows.append(torch.cat(row, dim=1))
-    return torch.cat(rows, dim=0)
 
 
 def kernel_change(k0: torch.Tensor, k1: torch.Tensor) -> dict[str, float]:
@@ -119,7 +117,7 @@ def sample_inputs(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 @register_probe("ntk")
 def ntk_probe(model: nn.Module, data, n_samples: int = 25, seed: int = 0, bn: str = "eval",
-              reference: torch.Tensor | None = None, chunk: int | None = None) -> dict:
+              reference: torch.Tensor | None = None, max_params: int | None = None) -> dict:
     """Sample ``n_samples`` inputs with ``seed`` and compute the empirical NTK there (eq. 6.5).
 
     Returns the kernel (``"kernel"``, a tensor), its Frobenius norm and the parameter norm; with
@@ -127,7 +125,7 @@ def ntk_probe(model: nn.Module, data, n_samples: int = 25, seed: int = 0, bn: st
     """
     x, _ = as_tensors(data)
     xs = sample_inputs(x, n_samples, seed).to(_model_device(model))
-    k = empirical_ntk(model, xs, bn=bn, chunk=chunk).cpu()
+    k = empirical_ntk(model, xs, bn=bn, max_params=max_params).cpu()
     out = {"kernel": k, "kernel_norm": float(k.norm()), "n_samples": n_samples, "seed": seed, "bn": bn,
            "param_norm": float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())))}
     if reference is not None:
