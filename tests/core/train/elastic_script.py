@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
 
 from robustlab.core import distributed as D  # noqa: E402
 from robustlab.core.data import TensorBatches, get_dataset  # noqa: E402

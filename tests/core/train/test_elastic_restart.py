@@ -10,7 +10,7 @@ import torch
 from robustlab.core.io import load_checkpoint
 
 SCRIPT = Path(__file__).with_name("elastic_script.py")
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
