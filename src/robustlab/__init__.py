@@ -12,9 +12,11 @@ __all__ = ["UserError", "evaluate", "attacks", "models", "data", "__version__"]
 def __getattr__(name):  # lazy: `import robustlab` stays cheap for the CLI's --help
     import importlib
 
+    from .pillars import pillar_names
+
     if name == "evaluate":
         from .core.evaluate import evaluate
         return evaluate
-    if name in {"attacks", "models", "data", "train", "trading", "distill"}:
+    if name in {"attacks", "models", "data", "train", "reproduce", *pillar_names()}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'robustlab' has no attribute {name!r}")

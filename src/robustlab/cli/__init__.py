@@ -1,7 +1,8 @@
 """The `robustlab` command. Thin: parse options, call the library, print and write.
 
-Each command lives in its own module and registers itself on :data:`app`; pillars add a
-sub-application (``robustlab trading ...``). Every :class:`~robustlab.UserError` becomes one
+Each command lives in its own module and registers itself on :data:`app`; each pillar's module
+(named in :data:`robustlab.pillars.PILLARS`) adds its commands or a sub-application
+(``robustlab trading ...``). Every :class:`~robustlab.UserError` becomes one
 line on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -21,19 +22,18 @@ app = typer.Typer(
 )
 
 
-#: command modules, imported for their side effect of adding commands to `app`
-COMMAND_MODULES = ("core_commands", "distill", "reproduce", "trading", "meta", "probe")
+#: the commands of the package itself; each pillar's commands come from :data:`robustlab.pillars.PILLARS`
+CORE_COMMAND_MODULES = ("robustlab.cli.core_commands", "robustlab.cli.reproduce")
 
 
 def _register_commands() -> None:
     import importlib
 
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:  # a pillar not built yet
-            if e.name != f"{__name__}.{name}":
-                raise
+    from ..pillars import load_cli_modules
+
+    for name in CORE_COMMAND_MODULES:
+        importlib.import_module(name)
+    load_cli_modules()
 
 
 def main(argv: list[str] | None = None) -> None:
