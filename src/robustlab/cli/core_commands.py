@@ -134,19 +134,15 @@ def print_eval_table(results: dict) -> None:
 @app.command()
 def models():
     """Each registered model's parameters and multiply-adds per input, beside thesis §4.6."""
-    from ..core.models import count_madds, count_params, get_model, list_models, model_spec
+    from ..core.models import count_madds, count_params, list_models, model_spec
 
     table = Table(title="models (MACs = multiply-accumulates of one forward pass; thesis §4.6 figures beside)")
     for col in ("model", "input", "params", "MACs", "2 x MACs", "thesis params", "thesis MAdd"):
         table.add_column(col)
     for name in list_models():
         spec = model_spec(name)
-        shape = (1, 8, 8) if name in ("mlp", "small-cnn") else (3, 32, 32)
-        try:
-            m = get_model(name, num_classes=10, in_channels=shape[0])
-        except TypeError:  # pillar models (e.g. trading) take other inputs
-            continue
-        shape = getattr(m, "input_shape", shape)
+        shape = spec.input_shapes[0]   # each entry's own default input and class count
+        m = spec.build()
         macs = count_madds(m, shape)
         table.add_row(name, "x".join(map(str, shape)), _human(count_params(m)), _human(macs), _human(2 * macs),
                       _human(spec.thesis_params), _human(spec.thesis_madds))

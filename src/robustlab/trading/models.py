@@ -86,7 +86,18 @@ class LSTMValuation(nn.Module):
         return self.head(out[:, -1])
 
 
-@register_model("lob-linear")
+#: The registry's facts about each model: windows of 6,000 (paper) or 600 (tiny) SWA values, 3 classes.
+WINDOWS = ((6000,), (600,))
+_SCALE = {"scale": "width/depth preset: paper (§3.3.2) or tiny"}
+
+
+def _window_input(shape: tuple[int, ...]) -> dict:
+    """A window model's input is ``(W,)`` SWA values: the factory takes the window length."""
+    return {"window": shape[-1]}
+
+
+@register_model("lob-linear", input_shapes=WINDOWS, num_classes=NUM_CLASSES, input_args=_window_input,
+                options=_SCALE)
 def lob_linear(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
                scale: str = "paper", **_) -> nn.Module:
     """Linear valuation model on SWA windows (thesis §3.3.2)."""
@@ -94,7 +105,8 @@ def lob_linear(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int
     return LinearValuation(window, num_classes)
 
 
-@register_model("lob-mlp")
+@register_model("lob-mlp", input_shapes=WINDOWS, num_classes=NUM_CLASSES, input_args=_window_input,
+                options={**_SCALE, "width": "hidden units per layer", "depth": "hidden layers"})
 def lob_mlp(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
             scale: str = "paper", width: int | None = None, depth: int | None = None, **_) -> nn.Module:
     """MLP valuation model on SWA windows, 4 hidden layers of 8,000 at paper scale (thesis §3.3.2)."""
@@ -102,7 +114,9 @@ def lob_mlp(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 
     return MLPValuation(window, width or p["mlp_width"], depth or p["mlp_depth"], num_classes)
 
 
-@register_model("lob-lstm")
+@register_model("lob-lstm", input_shapes=WINDOWS, num_classes=NUM_CLASSES, input_args=_window_input,
+                options={**_SCALE, "hidden": "hidden size", "layers": "stacked LSTM layers",
+                         "chunk": "SWA values read per time step (must divide the window)"})
 def lob_lstm(num_classes: int = NUM_CLASSES, in_channels: int = 1, window: int = 6000,
              scale: str = "paper", hidden: int | None = None, layers: int | None = None,
              chunk: int | None = None, **_) -> nn.Module:

@@ -37,7 +37,22 @@ def _normalize(in_channels: int, mean=None, std=None) -> Normalize:
 
 
 # ---------------------------------------------------------------- small models
-@register_model("mlp", "ReLU MLP (thesis §2.1; depth 4 in Ch. 6), for 8x8 digits and tests")
+def _image_and_size(shape: tuple[int, ...]) -> dict:
+    """An MLP on flattened square images needs the side length as well as the channel count."""
+    return {"in_channels": shape[0], "image_size": shape[-1]}
+
+
+_DIGITS = (1, 8, 8)
+_CIFAR = (3, 32, 32)
+_NORMALIZE = {"mean": "per-channel mean of the Normalize layer (default: the dataset's)",
+              "std": "per-channel std of the Normalize layer"}
+
+
+@register_model("mlp", "ReLU MLP (thesis §2.1; depth 4 in Ch. 6), for 8x8 digits and tests",
+                input_shapes=(_DIGITS, _CIFAR), input_args=_image_and_size,
+                options={"width": "hidden units per layer (default 256)", "depth": "linear layers (default 3)",
+                         "bias_init": "bias initialisation (thesis §6.2)", "bias_scale": "its scale",
+                         **_NORMALIZE})
 def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=None, depth=3,
         bias_init="default", bias_scale=0.0):
     """``depth`` linear layers (default 3: two hidden layers); ``bias_init``/``bias_scale`` as in
@@ -51,7 +66,9 @@ def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=N
     return init_biases(nn.Sequential(*layers), bias_init, bias_scale)
 
 
-@register_model("small-cnn", "small CNN (two conv blocks with batch norm) for digits and tiny runs")
+@register_model("small-cnn", "small CNN (two conv blocks with batch norm) for digits and tiny runs",
+                input_shapes=(_DIGITS, _CIFAR),
+                options={"width": "channels of the first block (default 32)", **_NORMALIZE})
 def small_cnn(num_classes=10, in_channels=1, width=32, mean=None, std=None, **_):
     w = width
     return nn.Sequential(
@@ -109,7 +126,9 @@ class ResNet(nn.Module):
         return self.linear(out)
 
 
-@register_model("resnet18", "CIFAR ResNet18 (thesis §4.3 teacher)", thesis_params=11.2e6, thesis_madds=1.1e9)
+@register_model("resnet18", "CIFAR ResNet18 (thesis §4.3 teacher)", input_shapes=(_CIFAR,),
+                options={"skip": "residual connections (default on; off for Ch. 6)", **_NORMALIZE},
+                thesis_params=11.2e6, thesis_madds=1.1e9)
 def resnet18(num_classes=10, in_channels=3, width=64, mean=None, std=None, skip=True):
     return ResNet((2, 2, 2, 2), num_classes, in_channels, width, mean, std, skip)
 
@@ -158,7 +177,9 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model("wrn-34-10", "CIFAR WideResNet-34-10 (thesis §4.3 teacher)", thesis_params=46.2e6, thesis_madds=13.3e9)
+@register_model("wrn-34-10", "CIFAR WideResNet-34-10 (thesis §4.3 teacher)", input_shapes=(_CIFAR,),
+                options={"depth": "depth 6n+4 (default 34)", "widen": "widening factor (default 10)", **_NORMALIZE},
+                thesis_params=46.2e6, thesis_madds=13.3e9)
 def wrn_34_10(num_classes=10, in_channels=3, depth=34, widen=10, mean=None, std=None):
     return WideResNet(depth, widen, num_classes, in_channels, mean, std)
 
@@ -222,12 +243,13 @@ class MobileNetV2(nn.Module):
 
 
 @register_model("mobilenetv2", "CIFAR MobileNetV2 as the thesis's authors trained it (ReLU, projection shortcuts; "
-                "thesis §4.3 student)", thesis_params=2.3e6, thesis_madds=187e6)
+                "thesis §4.3 student)", input_shapes=(_CIFAR,), options=dict(_NORMALIZE),
+                thesis_params=2.3e6, thesis_madds=187e6)
 def mobilenetv2(num_classes=10, in_channels=3, mean=None, std=None):
     return MobileNetV2(num_classes, in_channels, mean, std)
 
 
 @register_model("mobilenetv2-relu6", "CIFAR MobileNetV2 with ReLU6 and no projection shortcuts (torchvision-style "
-                "block)", thesis_params=2.3e6, thesis_madds=187e6)
+                "block)", input_shapes=(_CIFAR,), options=dict(_NORMALIZE), thesis_params=2.3e6, thesis_madds=187e6)
 def mobilenetv2_relu6(num_classes=10, in_channels=3, mean=None, std=None):
     return MobileNetV2(num_classes, in_channels, mean, std, act=nn.ReLU6, projection_shortcut=False)

@@ -6,19 +6,18 @@ from pathlib import Path
 from torch import nn
 
 from ..io import load_checkpoint, load_weights_into
-from .registry import get_model
-
-SMALL_MODELS_WITH_WIDTH = ("mlp", "small-cnn")
+from .registry import model_spec
 
 
 def build_model(name: str, num_classes: int, input_shape: tuple[int, ...], width: int | None = None) -> nn.Module:
-    """``get_model`` with the dataset's class count and input shape filled in."""
-    kw = {}
-    if width is not None and name in SMALL_MODELS_WITH_WIDTH:
-        kw["width"] = width
-    if name == "mlp":
-        kw["image_size"] = input_shape[-1]
-    return get_model(name, num_classes=num_classes, in_channels=input_shape[0], **kw)
+    """Model ``name`` for the dataset's class count and input shape.
+
+    ``width`` (TrainConfig.model_width) applies to models that declare a ``width`` option and is
+    ignored by the others, as the training presets set it for the small default model.
+    """
+    spec = model_spec(name)
+    kw = {"width": width} if width is not None and "width" in spec.options else {}
+    return spec.build(num_classes=num_classes, input_shape=input_shape, **kw)
 
 
 def load_model(path: str | Path, arch: str | None = None) -> tuple[nn.Module, dict]:
