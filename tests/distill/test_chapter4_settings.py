@@ -4,13 +4,13 @@ from robustlab.distill import DISTILL_PRESETS, DistillSettings
 
 
 def _table(name):
-    from robustlab.reproduce import get_experiment
+    from robustlab.reproduce import get_table
 
-    return get_experiment(name)
+    return get_table(name)
 
 
 def _resolve(table, key, scale):
-    from robustlab.reproduce.runner import resolve_config
+    from robustlab.reproduce import resolve_config
 
     run = next(r for r in table.runs if r.key == key)
     return run, resolve_config(table, run, scale)

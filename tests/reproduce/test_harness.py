@@ -1,10 +1,15 @@
-"""`robustlab reproduce` CLI paths and the harness on a miniature experiment."""
+"""`robustlab reproduce` CLI paths and the harness on a miniature table."""
 import json
 
 import pytest
 
-from robustlab.reproduce import Claim, Experiment, Run, get_experiment, list_experiments, run_experiment
+from robustlab.core.errors import UnknownNameError
+from robustlab.reproduce import (Claim, Measure, NotTestable, Run, Table, attack_suite, get_table, list_tables,
+                                 register_measurement, register_table, reproduce_table)
 from conftest import run_cli
+
+TINY = {"tiny": dict(epochs=1, milestones=(5,), steps=2, alpha=0.1, eps=0.2)}
+ARCH = {"tiny": {"big": ("small-cnn", 8), "small": ("small-cnn", 4)}}
 
 
 def test_reproduce_cli_list_and_errors(tmp_path):
@@ -12,44 +17,82 @@ def test_reproduce_cli_list_and_errors(tmp_path):
     assert p.returncode == 0
     for name in ["table-3.1", "table-4.1", "table-4.8", "table-4.18"]:
         assert name in p.stdout
-    assert run_cli("reproduce", "table-9.9").returncode == 2
+    p = run_cli("reproduce", "table-9.9")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     p = run_cli("reproduce", "table-4.14", "--scale", "tiny", "--out", str(tmp_path / "x"))
     assert p.returncode == 2 and "paper" in p.stderr
 
 
-def test_registry_has_all_chapter_4_tables():
-    names = {e.name for e in list_experiments()}
+def test_registry_has_all_chapter_4_tables_and_refuses_duplicates():
+    names = {e.name for e in list_tables()}
     assert {f"table-4.{i}" for i in range(1, 19)} <= names
     assert {"table-3.1", "table-3.2", "table-3.3"} <= names
-    e = get_experiment("4.8")
+    e = get_table("4.8")
     assert e.name == "table-4.8" and all(r.thesis for r in e.runs)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_table(Table("table-4.8", "a second 4.8", 4))
+    with pytest.raises(UnknownNameError):
+        get_table("table-9.9")
 
 
-def test_harness_trains_reuses_and_checks_claims(tmp_path):
-    tiny = {"tiny": dict(epochs=1, milestones=(5,), steps=2, alpha=0.1, eps=0.2)}
-    arch = {"tiny": {"big": ("small-cnn", 8), "small": ("small-cnn", 4)}}
-    exp = Experiment("table-0.1", "miniature", 0, runs=(
+def _mini(name, claims, **kw):
+    return Table(name, "miniature", 0, runs=(
         Run("teacher", "natural teacher", "big", "natural", thesis=(90.0, 1.0)),
         Run("student", "KD student", "small", "kd", teacher="teacher", distill={"tiny": {"temperature": 4.0}},
             thesis=(80.0, 0.5)),
-    ), claims=(Claim("teacher at least as accurate as chance", lambda r: r["teacher"]["natural"] > 0.1),
-               Claim("a claim that fails", lambda r: r["student"]["natural"] > 2.0),
-               Claim("a claim that raises", lambda r: r["nope"]["natural"] > 0)),
-        arch_map=arch, base_train=tiny, scales=("tiny",))
+    ), claims=claims, measures=(attack_suite("pgd-20", {"tiny": 0.2, "paper": 8 / 255}),),
+        arch_map=ARCH, base_train=TINY, scales=("tiny",), **kw)
+
+
+def test_harness_trains_reuses_and_checks_claims(tmp_path):
+    table = _mini("table-0.1", (
+        Claim("teacher at least as accurate as chance", lambda r: r["teacher"]["natural"] > 0.1),
+        Claim("a claim that fails", lambda r: r["student"]["natural"] > 2.0),
+        Claim("a claim that raises", lambda r: r["nope"]["natural"] > 0),
+        Claim("a claim not testable here", lambda r: NotTestable("no robustness to compare")),
+        Claim("a claim never testable at tiny scale", lambda r: True, untestable={"tiny": "digits are too easy"})))
     logs = []
-    res = run_experiment(exp, "tiny", tmp_path / "out", cache_dir=tmp_path / "cache", log=logs.append)
-    assert [c["held"] for c in res["claims"]] == [True, False, False] and "error" in res["claims"][2]
+    res = reproduce_table(table, "tiny", tmp_path / "out", cache_dir=tmp_path / "cache", log=logs.append)
+    assert [c["verdict"] for c in res["claims"]] == ["HELD", "DID NOT HOLD", "DID NOT HOLD", "NOT TESTABLE",
+                                                     "NOT TESTABLE"]
+    assert "error" in res["claims"][2] and res["claims"][4]["reason"] == "digits are too easy"
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "**HELD**" in md and "**DID NOT HOLD**" in md and "not** the thesis's setting" in md
-    assert res["rows"][0]["thesis"] == (90.0, 1.0)
+    assert "**HELD**" in md and "**DID NOT HOLD**" in md and "**NOT TESTABLE** — a claim not testable here" in md
+    assert "not** the thesis's setting" in md and "1 of 5 held" in md and "2 not testable" in md
+    assert res["rows"][0]["thesis"] == {"natural": 90.0, "pgd-20": 1.0}
+    # thesis beside ours, with one binomial standard error: √(p(1-p)/n) in points
+    ours = res["rows"][0]["ours"]
+    p, n = ours["natural"], ours["n"]
+    se = 100 * (p * (1 - p) / n) ** 0.5
+    assert f"| natural teacher | 90 | {100 * p:.2f} ± {se:.2f} | 1 |" in md
+    # the masking verdict of every evaluated model is in the report and cached with the evaluation
+    assert {c["name"] for c in ours["checks"]} and "## Gradient-masking checks" in md
+    assert list((tmp_path / "cache").glob("*/eval-pgd-20-*-checks.json"))
     logs.clear()
-    run_experiment(exp, "tiny", tmp_path / "out2", cache_dir=tmp_path / "cache", log=logs.append)
+    reproduce_table(table, "tiny", tmp_path / "out2", cache_dir=tmp_path / "cache", log=logs.append)
     assert sum(m.startswith("reuse") for m in logs) == 2   # nothing retrained
+
+
+def test_any_callable_run_and_a_registered_measurement(tmp_path):
+    """A pillar's own artifact and metric go through the same harness and the same report."""
+    @register_measurement("test-square")
+    def square(ctx, run, artifact, power=2):
+        return {"value": artifact ** power, "display_scale": 1}
+
+    table = Table("table-0.2", "callables", 0, columns=("value",), units="units",
+                  runs=(Run("a", "three", produce=lambda ctx, run: 3, thesis={"value": 9}),
+                        Run("b", "a's square", produce=lambda ctx, run: ctx.artifacts["a"] + 1, uses=("a",),
+                            thesis={"value": 16})),
+                  measures=(Measure("test-square", {"tiny": {"power": 2}}),),
+                  claims=(Claim("b's square exceeds a's", lambda r: r["b"]["value"] > r["a"]["value"]),))
+    res = reproduce_table(table, "tiny", tmp_path)
+    assert [r["ours"]["value"] for r in res["rows"]] == [9, 16] and res["claims"][0]["verdict"] == "HELD"
+    assert "| three | 9 | 9.00 |\n| a's square | 16 | 16.00 |" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.slow
 def test_reproduce_table_4_8_tiny_end_to_end(tmp_path):
-    """The issue's acceptance command (≈3 min on 2 CPU cores when the machine is otherwise idle)."""
+    """The acceptance command (≈3 min on 2 CPU cores when the machine is otherwise idle)."""
     p = run_cli("reproduce", "table-4.8", "--scale", "tiny", "--out", str(tmp_path / "t48"),
                 "--cache", str(tmp_path / "cache"))
     assert p.returncode == 0, p.stderr
@@ -59,38 +102,3 @@ def test_reproduce_table_4_8_tiny_end_to_end(tmp_path):
     assert all(0 <= r["ours"]["robust"]["pgd-20"] <= r["ours"]["natural"] <= 1 for r in res["rows"])
     md = (tmp_path / "t48" / "report.md").read_text()
     assert "thesis pgd-20" in md and "Claims (" in md
-
-
-def test_every_chapter_4_run_resolves_at_both_scales():
-    from robustlab.reproduce.runner import resolve_config
-
-    for e in list_experiments():
-        if e.chapter != 4:
-            continue
-        keys = {r.key for r in e.runs}
-        for scale in e.scales:
-            for r in e.runs:
-                assert r.teacher is None or r.teacher in keys, (e.name, r.key)
-                cfg = resolve_config(e, r, scale)
-                if scale == "paper":
-                    assert cfg.dataset in ("cifar10", "cifar100") and cfg.epochs == 200
-                    assert cfg.model in ("resnet18", "wrn-34-10", "mobilenetv2")
-                else:
-                    assert cfg.dataset == "digits" and cfg.model == "small-cnn"
-                if r.method in ("kd", "ard", "fast-ard") and scale == "paper":
-                    assert cfg.extra["temperature"] in (1.0, 5.0, 10.0, 30.0, 50.0, 100.0)
-    # the thesis's t: 30 on CIFAR-10, 5 on CIFAR-100 (§4.7)
-    e = get_experiment("table-4.7")
-    assert resolve_config(e, next(r for r in e.runs if r.key == "ard100"), "paper").extra["temperature"] == 5.0
-    e = get_experiment("table-4.8")
-    assert resolve_config(e, next(r for r in e.runs if r.key == "ard_r18_mnv2"), "paper").extra["temperature"] == 30.0
-
-
-def test_delegated_tables_report_not_available(tmp_path):
-    exp = Experiment("table-0.2", "elsewhere", 0, delegate=lambda *a: {}, available=lambda: "pillar absent")
-    res = run_experiment(exp, "tiny", tmp_path)
-    assert res["available"] is False and "pillar absent" in (tmp_path / "report.md").read_text()
-    exp = Experiment("table-0.3", "elsewhere", 0, delegate=lambda name, scale, out: {"claims": {"a": True, "b": False}})
-    res = run_experiment(exp, "tiny", tmp_path / "d")
-    assert [c["held"] for c in res["claims"]] == [True, False]
-    assert "1 of 2 held" in (tmp_path / "d" / "report.md").read_text()

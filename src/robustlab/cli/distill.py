@@ -54,10 +54,10 @@ def distill(
     from ..core.models import model_spec
     from ..distill import distill_config, distill_run, load_teacher
 
-    from ..reproduce.runner import tiny_threads
+    from ..core.threads import cpu_threads
 
     parse_suite(suite)
-    tiny_threads(scale, threads)
+    cpu_threads(scale, threads)
     loaded = load_teacher(teacher)
     overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
                                      replay=replay, width=width, seed=seed, data_dir=data_dir, device=device,

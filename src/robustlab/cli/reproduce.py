@@ -15,7 +15,7 @@ from .options import config_option, console
 @app.command()
 def reproduce(
     config: Optional[Path] = config_option(),
-    table: Optional[str] = typer.Argument(None, help="Experiment, e.g. table-4.8 (see --list)."),
+    table: Optional[str] = typer.Argument(None, help="Thesis table, e.g. table-4.8 (see --list)."),
     scale: str = typer.Option("tiny", help="tiny (digits, CPU minutes) or paper (thesis settings, CIFAR, GPU days)."),
     out: Optional[Path] = typer.Option(None, help="Report directory (default runs/reproduce/<table>-<scale>)."),
     cache: Optional[Path] = typer.Option(None, help="Shared model cache (default runs/reproduce/cache-<scale>); "
@@ -29,35 +29,29 @@ def reproduce(
 ):
     """Reproduce a thesis table: train what is missing, evaluate, report thesis vs ours and which claims held."""
     from ..core.errors import ConfigError
-    from ..reproduce import get_experiment, list_experiments, run_experiment
+    from ..reproduce import get_table, list_tables, reproduce_table
 
     if list_:
-        t = Table(title="registered experiments")
-        for col in ("name", "chapter", "title", "scales", "status"):
+        t = Table(title="registered thesis tables")
+        for col in ("name", "chapter", "title", "scales"):
             t.add_column(col)
-        for e in list_experiments():
-            status = "ok"
-            if e.available is not None:
-                status = e.available() or "ok"
-                status = "ok" if status == "ok" else f"not available: {status}"
-            t.add_row(e.name, str(e.chapter), e.title, ", ".join(e.scales), status)
+        for e in list_tables():
+            t.add_row(e.name, str(e.chapter), e.title, ", ".join(e.scales))
         console.print(t)
         return
     if table is None:
         raise ConfigError("name a table (e.g. `robustlab reproduce table-4.8`) or pass --list")
     if n is not None and n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
-    exp = get_experiment(table)
+    exp = get_table(table)
     out = out or Path(f"runs/reproduce/{exp.name}-{scale}")
     cache = cache or Path(f"runs/reproduce/cache-{scale}")
     console.print(f"[bold]{exp.name}[/bold]: {exp.title} (scale {scale}) → {out}")
-    result = run_experiment(exp, scale, out, cache_dir=cache, seed=seed, device=device, n=n,
-                            progress=True, log=lambda m: console.print(f"  {m}"),
-                            data_dir=str(data_dir) if data_dir else None, threads=threads)
-    if result.get("available") is False:
-        console.print(f"[yellow]not available[/yellow]: {result['reason']}")
-        return
-    for c in result.get("claims", []):
-        mark = "[green]HELD[/green]" if c["held"] else "[red]DID NOT HOLD[/red]"
-        console.print(f"  {mark} {c['claim']}")
+    result = reproduce_table(exp, scale, out, cache_dir=cache, seed=seed, device=device, n=n,
+                             progress=True, log=lambda m: console.print(f"  {m}"),
+                             data_dir=str(data_dir) if data_dir else None, threads=threads)
+    colour = {"HELD": "green", "DID NOT HOLD": "red", "NOT TESTABLE": "yellow"}
+    for c in result["claims"]:
+        why = c.get("reason") or c.get("error")
+        console.print(f"  [{colour[c['verdict']]}]{c['verdict']}[/] {c['claim']}" + (f" ({why})" if why else ""))
     console.print(f"wrote {out / 'report.md'} and {out / 'results.json'}")

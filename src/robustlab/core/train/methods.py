@@ -131,6 +131,11 @@ def list_methods() -> list[str]:
     return _METHODS.names()
 
 
+def method_class(name: str) -> type:
+    """The registered Method class of ``name`` (for its class-level facts, e.g. ``needs_teacher``)."""
+    return _METHODS.get(name)
+
+
 @register_method("natural")
 class Natural(Method):
     """Empirical risk minimisation with cross-entropy (thesis §2.2)."""
