@@ -1,0 +1,34 @@
+"""Every registered attack, tested the moment it is registered: it stays in the ε-ball and in [0, 1].
+
+The threat model is the attack's own (``attack.threat.contains``); the inputs are chosen next to the
+box's faces so that clipping matters.
+"""
+import pytest
+import torch
+from torch import nn
+
+from robustlab.core.attacks import get_attack, list_attacks
+from robustlab.pillars import load_registrations
+
+load_registrations()
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_stays_in_the_eps_ball_and_the_box(name):
+    model = _model()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 1, 4, 4, generator=g)
+    x[:2] = (x[:2] > 0.5).float()          # pixels on the faces of [0, 1]
+    y = torch.randint(0, 3, (8,), generator=g)
+    attack = get_attack(name, model, eps=0.1)
+    before = [p.clone() for p in model.parameters()]
+    x_adv = attack(x, y)
+    assert x_adv.shape == x.shape and torch.isfinite(x_adv).all()
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert attack.threat.contains(x_adv, x).all()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # the model is left as found
