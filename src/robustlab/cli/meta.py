@@ -65,9 +65,9 @@ def train(
     from ..core.io import write_json, write_text
     from ..meta.report import evaluate_learner, markdown
     from ..meta.run import load_data, meta_config, train_meta
-    from ..reproduce.runner import tiny_threads
+    from ..core.threads import cpu_threads
 
-    tiny_threads(scale, threads)
+    cpu_threads(scale, threads)
     denoise = [int(s) for s in denoise_after.split(",") if s.strip()] if denoise_after else None
     extra = dict(head=head, way=way, shot=shot, query=query, tasks=tasks, episodes_per_epoch=episodes_per_epoch,
                  denoise_after=denoise, rotations=rotations, first_order=first_order, fc_only=fc_only,
@@ -111,9 +111,9 @@ def evaluate(
     from ..meta.adversarial_finetune import support_pgd
     from ..meta.report import evaluate_learner, markdown
     from ..meta.run import load_data, load_learner
-    from ..reproduce.runner import tiny_threads
+    from ..core.threads import cpu_threads
 
-    tiny_threads("tiny", threads)
+    cpu_threads("tiny", threads)
     learner, cfg, meta = load_learner(checkpoint)
     extra = {**cfg.extra, **{k: v for k, v in dict(test_way=way, test_shot=shot, test_query=query).items() if v}}
     cfg = cfg.replace(extra=extra, data_dir=str(data_dir) if data_dir else cfg.data_dir)
@@ -152,9 +152,9 @@ def demo(
 ):
     """Natural vs Adversarially-Queried ProtoNet and R2-D2, offline; writes results.json, report.md and a plot."""
     from ..meta.report import demo as run_demo
-    from ..reproduce.runner import tiny_threads
+    from ..core.threads import cpu_threads
 
-    tiny_threads("tiny", threads)
+    cpu_threads("tiny", threads)
     res = run_demo(out, dataset=dataset, data_dir=data_dir, epochs=epochs, test_episodes=test_episodes, seed=seed)
     _print(res["runs"])
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'accuracy.png'}")

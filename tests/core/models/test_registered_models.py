@@ -38,7 +38,7 @@ def test_builds_and_maps_each_declared_input_shape_to_logits(name, shape):
 def test_entry_carries_its_facts(name):
     spec = model_spec(name)
     assert spec.description and spec.input_shapes and all(len(s) >= 1 for s in spec.input_shapes)
-    assert spec.num_classes >= 2
+    assert spec.num_classes >= 0   # 0: an embedding backbone without a classifier head
     assert all(isinstance(h, str) and h for h in spec.options.values())   # every option says what it does
     with pytest.raises(ConfigError, match="no option"):
         spec.build(no_such_option=1)

@@ -95,7 +95,21 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
 
-@register_model("conv4", "Conv-4 few-shot backbone (ProtoNet / MAML; 64 channels, 4 conv-BN-ReLU-pool blocks)")
+def _image_and_size(shape: tuple[int, ...]) -> dict:
+    """A backbone sizes its embedding from the image side as well as the channel count."""
+    return {"in_channels": shape[0], "image_size": shape[-1]}
+
+
+#: registry facts shared by the backbones: ``num_classes=0`` (the default) builds the embedding alone
+_OMNIGLOT, _CIFAR_FS, _MINI_IMAGENET = (1, 28, 28), (3, 32, 32), (3, 84, 84)
+_BACKBONE = dict(num_classes=0, input_args=_image_and_size)
+_COMMON = {"denoise_after": "stages followed by a feature-denoising block", "mean": "Normalize mean",
+           "std": "Normalize std"}
+
+
+@register_model("conv4", "Conv-4 few-shot backbone (ProtoNet / MAML; 64 channels, 4 conv-BN-ReLU-pool blocks)",
+                input_shapes=(_OMNIGLOT, _CIFAR_FS), options={"hidden": "channels per block (64)", **_COMMON},
+                **_BACKBONE)
 def conv4(num_classes=0, in_channels=1, image_size=28, hidden=64, denoise_after=(), mean=None, std=None, **_):
     widths = [hidden] * 4
     stages = [_conv_block(cin, cout) for cin, cout in zip([in_channels] + widths[:-1], widths)]
@@ -112,7 +126,9 @@ def _r2d2_block(cin: int, cout: int, dropout: float, activate: bool) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-@register_model("r2d2-net", "R2-D2 embedding (96-192-384-512; blocks 3 and 4 concatenated; Bertinetto et al. 2019)")
+@register_model("r2d2-net", "R2-D2 embedding (96-192-384-512; blocks 3 and 4 concatenated; Bertinetto et al. 2019)",
+                input_shapes=(_CIFAR_FS, _MINI_IMAGENET), options={"widths": "channels of the four blocks", **_COMMON},
+                **_BACKBONE)
 def r2d2_net(num_classes=0, in_channels=3, image_size=32, widths=(96, 192, 384, 512), denoise_after=(),
              mean=None, std=None, **_):
     w = list(widths)
@@ -141,7 +157,9 @@ class _ResBlock12(nn.Module):
         return F.max_pool2d(F.leaky_relu(h + self.shortcut(x), 0.1), 2)
 
 
-@register_model("resnet12", "ResNet-12 few-shot backbone (MetaOptNet; 64-160-320-640, no final pooling)")
+@register_model("resnet12", "ResNet-12 few-shot backbone (MetaOptNet; 64-160-320-640, no final pooling)",
+                input_shapes=(_MINI_IMAGENET, _CIFAR_FS), options={"widths": "channels of the four blocks", **_COMMON},
+                **_BACKBONE)
 def resnet12(num_classes=0, in_channels=3, image_size=84, widths=(64, 160, 320, 640), denoise_after=(),
              mean=None, std=None, **_):
     w = list(widths)
