@@ -4,7 +4,7 @@ A thin adapter onto the harness until the trading pillar registers its tables it
 the thesis's numbers for Ford, GE and Nvidia; see docs/extending.md, "A thesis table"): one run,
 ``study``, produced by :func:`robustlab.trading.reproduce.run_table` (simulated order books, the
 three models, the table's attack stage), measured by passing its numbers through, and the claims
-the trading pipeline checks, one :class:`Claim` each.
+of :data:`robustlab.trading.thesis.CLAIMS`, one :class:`Claim` each, judged by the pipeline.
 """
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ import json
 
 from .measurements import register_measurement
 from .table import Claim, Measure, NotTestable, Run, Table, register_table
-
-MODELS = ("linear", "mlp", "lstm")
-SURROGATES = ("linear", "mlp")
 
 
 def _produce(ctx, run) -> dict:
@@ -24,8 +21,12 @@ def _produce(ctx, run) -> dict:
 
 
 def _data_report(study: dict, result: dict) -> list[str]:
-    return ["## Data (trading pipeline)", "", study.get("note", ""), "", "```json",
-            json.dumps(study.get("data", {}), indent=1, default=str)[:20000], "```"]
+    thesis = [f"- {c['claim']}: " + ", ".join(f"{s} {'holds' if v else 'n/a' if v is None else 'fails'}"
+                                             for s, v in c.get("thesis_held", {}).items())
+              for c in study.get("claims_checked", [])]
+    return (["## The claims on the thesis's own numbers (per stock)", ""] + thesis
+            + ["", "## Data (trading pipeline)", "", study.get("note", ""), "", "```json",
+               json.dumps(study.get("data", {}), indent=1, default=str)[:20000], "```"])
 
 
 @register_measurement("trading-study", per_run=False, report=_data_report)
@@ -34,32 +35,37 @@ def trading_study(ctx) -> dict:
     return ctx.artifacts["study"]
 
 
-def _held(text: str):
+def _verdict(text: str):
+    """The trading pipeline's own verdict on claim ``text`` (True / False, or None: not testable here)."""
+
     def check(r):
-        claims = r["trading-study"].get("claims", {})
-        return claims[text] if text in claims else NotTestable("the trading pipeline did not check it in this run")
+        checked = {c["claim"]: c for c in r["trading-study"].get("claims_checked", [])}
+        if text not in checked:
+            return NotTestable("the trading pipeline did not check it in this run")
+        c = checked[text]
+        if c["held"] is None:
+            return NotTestable("the trading pipeline cannot test it on these numbers")
+        return c["held"]
 
     return check
 
 
-_CLAIMS = {
-    "table-3.1": [f"{m} beats the 33.33% random guess by > 1 SE" for m in MODELS]
-    + ["majority-class baseline is below the random guess (thesis footnote)", "mlp beats linear", "lstm beats linear"],
-    "table-3.2": [f"{m}: gradient attack lowers accuracy more than $2M+ of random orders" for m in MODELS]
-    + [f"{m}: random orders barely change accuracy (|A_rand - A_test| < 5 pts)" for m in MODELS]
-    + ["MLP less robust than linear (lower A_adv)", "LSTM hardest to attack with gradients (highest A_adv)"],
-    "table-3.3": [f"U_{s} fools {v} on a significant share (> 5%)" for v in MODELS for s in SURROGATES]
-    + ["size penalty reduces relative size", "penalised attack keeps most of its fooling rate (>= 50% of unpenalised)",
-       "LSTM the most easily fooled by transferred universal perturbations"],
-}
 _TITLES = {"table-3.1": "Accuracy of each model (linear, MLP, LSTM) on test data",
            "table-3.2": "Model performance on clean, randomly perturbed and adversarially perturbed inputs",
            "table-3.3": "Model performance on universal attacks (Ford data)"}
+
+
+def _claims(name: str) -> tuple[Claim, ...]:
+    from ..trading.thesis import CLAIMS
+
+    key = name.split("-", 1)[1]
+    return tuple(Claim(c.text, _verdict(c.text)) for c in CLAIMS if c.table == key)
+
 
 for _name, _title in _TITLES.items():
     register_table(Table(
         name=_name, title=_title, chapter=3, columns=(), dataset={"tiny": "simulated order books", "paper": "LOBSTER"},
         runs=(Run("study", "trading study", produce=_produce, row=False),),
-        measures=(Measure("trading-study"),),
-        claims=tuple(Claim(t, _held(t)) for t in _CLAIMS[_name]),
-        notes=("Numbers and figures of the trading pipeline are in this directory (reproduce_table_*.json).",)))
+        measures=(Measure("trading-study"),), claims=_claims(_name),
+        notes=("Numbers, the thesis's cells beside ours and figures of the trading pipeline are in this directory "
+               "(reproduce_table_*.json and its thesis comparison).",)))
