@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from robustlab.core import distributed as D  # noqa: E402
 from robustlab.core.data import get_dataset  # noqa: E402
-from robustlab.core.evaluate.evaluate import predict  # noqa: E402
+from robustlab.core.evaluate.common import predict  # noqa: E402
 from robustlab.core.io import write_json  # noqa: E402
 from robustlab.core.train import preset, train_run  # noqa: E402
 

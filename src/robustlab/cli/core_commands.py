@@ -71,7 +71,10 @@ def eval_cmd(
     checkpoint: Path = typer.Argument(..., help="A model.safetensors written by `robustlab train`."),
     eps: str = typer.Option("8/255", help="Attack radius, e.g. 8/255."),
     norm: str = typer.Option("linf", help="linf or l2."),
-    suite: str = typer.Option("standard", help="quick, standard, paper, or a list such as pgd-20,pgd-20x5,deepfool."),
+    suite: str = typer.Option("standard", help="quick, standard, paper, autoattack, autoattack-lite, or a list "
+                                                "such as pgd-20,pgd-20x5,apgd-ce,square-1000."),
+    mode: Optional[str] = typer.Option(None, help="per-attack (every attack on every example) or cascade (each "
+                                                  "attack on the examples still standing); default: the suite's."),
     n: Optional[int] = typer.Option(None, help="Evaluate the first N test examples (default: all)."),
     batch_size: int = typer.Option(256, help="Batch size for attacks."),
     seed: int = typer.Option(0, help="Seed for random starts."),
@@ -82,18 +85,23 @@ def eval_cmd(
     """Natural and robust accuracy under an attack suite, with gradient-masking sanity checks."""
     from ..core.data import get_dataset
     from ..core.errors import ConfigError
+    from ..core.attacks import ThreatModel
     from ..core.evaluate import evaluate, parse_suite
+    from ..core.evaluate.evaluate import check_mode
     from ..core.models import load_model
 
-    eps_v = parse_number(eps, "eps")
+    threat = ThreatModel(parse_number(eps, "eps"), norm)  # built once here, passed down
+    eps_v = threat.eps
     parse_suite(suite)  # unknown attack names fail before any work
+    if mode is not None:
+        check_mode(mode)
     if n is not None and n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     model, meta = load_model(checkpoint)
     data = get_dataset(meta.get("dataset", "digits"), data_dir)
     x, y = (data.x_test, data.y_test) if n is None else (data.x_test[:n], data.y_test[:n])
     with console.status("attacking") as status:
-        result = evaluate(model, x, y, eps=eps_v, norm=norm, suite=suite, batch_size=batch_size, seed=seed,
+        result = evaluate(model, x, y, threat=threat, suite=suite, batch_size=batch_size, seed=seed, mode=mode,
                           checks=checks, progress=lambda label: status.update(f"attacking: {label}"))
     name = meta.get("config", {}).get("method", "model")
     out = out or checkpoint.parent / f"eval-{suite.replace(',', '+')}-eps{eps_v:.4g}"

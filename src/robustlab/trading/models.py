@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..core.evaluate.evaluate import predict
+from ..core.evaluate.common import predict
 from ..core.models.registry import get_model, register_model
 
 NUM_CLASSES = 3

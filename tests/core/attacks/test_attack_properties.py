@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from robustlab.core.attacks import FGSM, MIFGSM, PGD, DeepFool, RandomNoise
+from robustlab.core.attacks import APGD, APGDT, FGSM, MIFGSM, PGD, DeepFool, RandomNoise, Square, ThreatModel
 from robustlab.core.errors import ConfigError
 
 SHAPE = (1, 6, 6)
@@ -84,6 +84,11 @@ ATTACKS = {
     "deepfool-l2": lambda m, eps, seed: DeepFool(m, eps=eps, steps=3, norm="l2"),
     "noise-linf": lambda m, eps, seed: RandomNoise(m, eps=eps, seed=seed),
     "noise-l2": lambda m, eps, seed: RandomNoise(m, eps=eps, norm="l2", seed=seed),
+    "apgd-ce-linf": lambda m, eps, seed: APGD(m, eps=eps, steps=5, restarts=2, seed=seed),
+    "apgd-dlr-l2": lambda m, eps, seed: APGD(m, eps=eps, steps=5, norm="l2", loss="dlr", seed=seed),
+    "apgd-t-linf": lambda m, eps, seed: APGDT(m, eps=eps, steps=4, targets=2, seed=seed),
+    "square-linf": lambda m, eps, seed: Square(m, eps=eps, queries=30, seed=seed),
+    "square-l2": lambda m, eps, seed: Square(m, eps=eps, queries=30, norm="l2", seed=seed),
 }
 MODEL = make_model()
 
@@ -234,8 +239,11 @@ CONSTRUCTORS = {
     "mifgsm": lambda **kw: MIFGSM(MODEL, **kw),
     "deepfool": lambda **kw: DeepFool(MODEL, **kw),
     "noise": lambda **kw: RandomNoise(MODEL, **kw),
+    "apgd": lambda **kw: APGD(MODEL, **kw),
+    "apgd-t": lambda **kw: APGDT(MODEL, **kw),
+    "square": lambda **kw: Square(MODEL, **kw),
 }
-WITH_STEPS = ["pgd", "mifgsm", "deepfool"]
+WITH_STEPS = ["pgd", "mifgsm", "deepfool", "apgd", "apgd-t"]
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
@@ -246,10 +254,23 @@ def test_invalid_eps_raises_config_error(name, eps):
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
-@pytest.mark.parametrize("norm", ["l1", "Linf", "inf", "", None])
+@pytest.mark.parametrize("norm", ["l1", "Linf", "inf", ""])
 def test_unknown_norm_raises_config_error(name, norm):
     with pytest.raises(ConfigError):
         CONSTRUCTORS[name](eps=0.1, norm=norm)
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
+def test_threat_model_or_loose_eps_norm_but_not_conflicting_both(name):
+    """``threat=`` and ``eps=``/``norm=`` build the same attack; conflicting values are refused."""
+    via_threat = CONSTRUCTORS[name](threat=ThreatModel(0.1, "l2"))
+    loose = CONSTRUCTORS[name](eps=0.1, norm="l2")
+    assert via_threat.threat == loose.threat == ThreatModel(0.1, "l2")
+    assert CONSTRUCTORS[name]().threat == ThreatModel(8 / 255, "linf")      # documented defaults
+    with pytest.raises(ConfigError):
+        CONSTRUCTORS[name](eps=0.2, threat=ThreatModel(0.1, "l2"))
+    with pytest.raises(ConfigError):
+        CONSTRUCTORS[name](norm="linf", threat=ThreatModel(0.1, "l2"))
 
 
 @pytest.mark.parametrize("name", WITH_STEPS)

@@ -1,4 +1,4 @@
-"""PGD against closed-form optima on linear models (issue 2, item 10).
+"""PGD and APGD against closed-form optima on linear models.
 
 For a linear model the worst case inside the threat model can be computed exactly, without any
 attack code, so these tests check PGD (ascent direction, step, projection onto ball and box,
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlab.core.attacks import PGD
+from robustlab.core.attacks import APGD, APGDT, PGD
 from robustlab.core.evaluate import evaluate
 
 SHAPE = (1, 6, 6)          # image-shaped inputs, so per-example flattening is exercised too
@@ -248,3 +248,67 @@ def test_exact_bound_is_attained_by_its_own_minimiser():
             broken_by_construction |= (model(x_k).argmax(1) != y) & (y != k)
     clean_wrong = model(x).argmax(1) != y
     assert torch.equal(~exact, broken_by_construction | clean_wrong)
+
+
+# ----------------------------------------------------------------- APGD against the same references
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_apgd_linf_reaches_closed_form_logistic_optimum(seed):
+    w, b, x, y = _binary_problem(seed)
+    eps = 0.1
+    s = (y.float() * 2 - 1).view(-1, 1, 1, 1)
+    x_star = (x - eps * s * torch.sign(w).view(1, *SHAPE)).clamp(0, 1)
+    best = logistic_loss(w, b, x_star, y)
+    x_adv = APGD(BinaryLogistic(w, b), eps=eps, steps=20, seed=seed)(x, y)
+    got = logistic_loss(w, b, x_adv, y)
+    assert (got <= best + 1e-6).all()
+    torch.testing.assert_close(got, best, rtol=1e-5, atol=1e-6)
+    nz = w != 0
+    torch.testing.assert_close(x_adv.flatten(1)[:, nz], x_star.flatten(1)[:, nz], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_apgd_l2_reaches_closed_form_logistic_optimum(seed):
+    g = torch.Generator().manual_seed(100 + seed)
+    w = torch.randn(D, generator=g)
+    b, n, eps = -0.2, 64, 0.25
+    x = 0.3 + 0.4 * torch.rand((n, *SHAPE), generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    s = (y.float() * 2 - 1).view(-1, 1, 1, 1)
+    best = logistic_loss(w, b, x - eps * s * (w / w.norm()).view(1, *SHAPE), y)
+    x_adv = APGD(BinaryLogistic(w, b), eps=eps, steps=100, norm="l2", seed=seed)(x, y)
+    assert ((x_adv - x).flatten(1).norm(dim=1) <= eps + 1e-5).all()
+    got = logistic_loss(w, b, x_adv, y)
+    assert (got <= best + 1e-5).all()
+    torch.testing.assert_close(got, best, rtol=1e-4, atol=1e-6)
+
+
+# APGD-CE is tight on the confident model, as PGD is; APGD-T's targeted DLR loss is, per target,
+# a ratio with the pairwise margin z_y − z_t as numerator, so it is tight even at logit scale 1,
+# where cross-entropy is not (see CASES above).
+APGD_CASES = [
+    ("linf", 0.06, 4.0, "apgd-ce", 0.01),
+    ("l2", 0.05, 4.0, "apgd-ce", 0.01),
+    ("linf", 0.06, 1.0, "apgd-t", 0.01),
+    ("l2", 0.05, 1.0, "apgd-t", 0.01),
+    ("linf", 0.06, 1.0, "apgd-ce", None),
+]
+
+
+@pytest.mark.parametrize("norm,eps,scale,which,tight", APGD_CASES,
+                         ids=[f"{c[3]}-{c[0]}-scale{c[2]:g}" for c in APGD_CASES])
+def test_apgd_multiclass_robust_accuracy_vs_exact(norm, eps, scale, which, tight):
+    if norm == "linf":
+        W, b, x, y = _multiclass_problem(seed=0)
+        exact = exact_robust_linf(W, b, x, y, eps)
+    else:
+        W, b, x, y = _multiclass_problem(seed=3, box=(0.3, 0.7))
+        exact = exact_robust_l2(W, b, x, y, eps)
+    model = Linear(scale * W, scale * b)
+    attack = (APGD(model, eps=eps, steps=50, restarts=5, norm=norm, seed=0) if which == "apgd-ce"
+              else APGDT(model, eps=eps, steps=50, norm=norm, seed=0))
+    got = _pgd_robust(model, x, y, attack)
+    assert not (exact & ~got).any(), f"APGD broke {(exact & ~got).sum()} examples the exact bound proves robust"
+    gap = got.float().mean().item() - exact.float().mean().item()
+    if tight is not None:
+        assert gap <= tight, f"{which} robust accuracy {got.float().mean():.4f} vs exact {exact.float().mean():.4f}"

@@ -4,12 +4,14 @@
 [0, 1]; every output lies in the eps-ball around ``x`` (the threat model); the model is left
 exactly as found (parameters, train/eval mode, batch-norm statistics).
 """
-from .base import Attack, ThreatModel, get_attack, list_attacks, register_attack
+from .base import Attack, ThreatModel, attack_class, check_eps, get_attack, list_attacks, register_attack
 from .fgsm import FGSM
 from .pgd import PGD
 from .mifgsm import MIFGSM
 from .deepfool import DeepFool
 from .noise import RandomNoise
+from .apgd import APGD, APGDDLR, APGDT
+from .square import Square
 
-__all__ = ["Attack", "ThreatModel", "PGD", "FGSM", "MIFGSM", "DeepFool", "RandomNoise",
-           "get_attack", "list_attacks", "register_attack"]
+__all__ = ["Attack", "ThreatModel", "PGD", "FGSM", "MIFGSM", "DeepFool", "RandomNoise", "APGD", "APGDDLR",
+           "APGDT", "Square", "attack_class", "check_eps", "get_attack", "list_attacks", "register_attack"]

@@ -22,16 +22,18 @@ class DeepFool(Attack):
     Table 5.11 uses 2 iterations; ``steps`` defaults to 50, the original paper's cap.
     """
 
-    def __init__(self, model, eps: float = 8 / 255, steps: int = 50, overshoot: float = 0.02,
-                 candidates: int = 10, norm: str = "linf", seed: int | None = None, **_):
-        super().__init__(model, eps, norm, seed=seed)
+    label_options = ("steps",)
+
+    def __init__(self, model, eps: float | None = None, steps: int = 50, overshoot: float = 0.02,
+                 candidates: int = 10, norm: str | None = None, seed: int | None = None, threat=None, **_):
+        super().__init__(model, eps, norm, threat=threat, seed=seed)
         self.steps = check_steps(steps)
         self.overshoot = float(overshoot)
         self.candidates = check_steps(candidates, "candidates")
 
     def perturb(self, x, y):
         with torch.no_grad():
-            logits0 = self.model(x)
+            logits0 = self.logits(x)
         n_cls = logits0.shape[1]
         cand = logits0.argsort(1, descending=True)[:, : min(self.candidates, n_cls)]  # (N, K), [:,0] = original
         r_total = torch.zeros_like(x)
@@ -40,7 +42,7 @@ class DeepFool(Attack):
         for _ in range(self.steps):
             x_cur = (x + (1 + self.overshoot) * r_total).clamp(0, 1).detach().requires_grad_(True)
             with torch.enable_grad():
-                logits = self.model(x_cur)
+                logits = self.logits(x_cur)
                 active = active & (logits.argmax(1) == orig)
                 if not active.any():
                     break

@@ -8,9 +8,9 @@ from .base import Attack, register_attack
 class FGSM(Attack):
     """``x + ε · sign(∇_x L)`` (ℓ∞) or ``x + ε · ∇/‖∇‖₂`` (ℓ2), clipped to [0, 1]."""
 
-    def __init__(self, model, eps: float = 8 / 255, norm: str = "linf", targeted: bool = False,
-                 seed: int | None = None, loss_fn=None):
-        super().__init__(model, eps, norm, targeted=targeted, loss_fn=loss_fn, seed=seed)
+    def __init__(self, model, eps: float | None = None, norm: str | None = None, targeted: bool = False,
+                 seed: int | None = None, loss_fn=None, threat=None):
+        super().__init__(model, eps, norm, threat=threat, targeted=targeted, loss_fn=loss_fn, seed=seed)
 
     def perturb(self, x, y):
         grad, _, _ = self.input_gradient(x, y)

@@ -13,10 +13,12 @@ class MIFGSM(Attack):
     Like :class:`PGD`, the strongest iterate per example is returned (``keep_best``).
     """
 
-    def __init__(self, model, eps: float = 8 / 255, steps: int = 20, decay: float = 1.0,
-                 alpha: float | None = None, norm: str = "linf", targeted: bool = False,
-                 seed: int | None = None, keep_best: bool = True, loss_fn=None):
-        super().__init__(model, eps, norm, targeted=targeted, loss_fn=loss_fn, seed=seed)
+    label_options = ("steps",)
+
+    def __init__(self, model, eps: float | None = None, steps: int = 20, decay: float = 1.0,
+                 alpha: float | None = None, norm: str | None = None, targeted: bool = False,
+                 seed: int | None = None, keep_best: bool = True, loss_fn=None, threat=None):
+        super().__init__(model, eps, norm, threat=threat, targeted=targeted, loss_fn=loss_fn, seed=seed)
         self.steps = check_steps(steps)
         self.decay = float(decay)
         self.alpha = float(alpha) if alpha is not None else self.eps / self.steps
@@ -35,6 +37,6 @@ class MIFGSM(Attack):
         if not self.keep_best:
             return x_adv
         with torch.no_grad():
-            logits = self.model(x_adv)
+            logits = self.logits(x_adv)
         best.update(x_adv, self.success(logits, y), self.objective(logits, y))
         return best.x

@@ -1,6 +1,8 @@
 """Projected gradient descent, ℓ∞ and ℓ2, with random starts and restarts (thesis §2.3, Algorithm 4)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import Attack, BestTracker, check_steps, register_attack
@@ -18,15 +20,26 @@ class PGD(Attack):
       fixed seed, which the gradient-masking checks rely on. Training uses ``keep_best=False``.
     """
 
-    def __init__(self, model, eps: float = 8 / 255, alpha: float | None = None, steps: int = 10,
-                 norm: str = "linf", random_start: bool = True, restarts: int = 1, targeted: bool = False,
-                 seed: int | None = None, keep_best: bool = True, loss_fn=None):
-        super().__init__(model, eps, norm, targeted=targeted, loss_fn=loss_fn, seed=seed)
+    label_options = ("steps", "restarts")
+    suite_defaults = {"steps": 20}
+
+    def __init__(self, model, eps: float | None = None, alpha: float | None = None, steps: int = 10,
+                 norm: str | None = None, random_start: bool = True, restarts: int = 1, targeted: bool = False,
+                 seed: int | None = None, keep_best: bool = True, loss_fn=None, threat=None):
+        super().__init__(model, eps, norm, threat=threat, targeted=targeted, loss_fn=loss_fn, seed=seed)
         self.steps = check_steps(steps)
         self.restarts = check_steps(restarts, "restarts")
         self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / self.steps
         self.random_start = random_start
         self.keep_best = keep_best
+
+    @classmethod
+    def suite_options(cls, kwargs: dict, threat) -> dict:
+        """ε/4 (thesis: 2/255 at ε = 8/255), but large enough that ``steps`` steps can cross the ball twice."""
+        kw = dict(kwargs)
+        eps, steps = threat.eps, kw.get("steps", 20)
+        kw.setdefault("alpha", max(eps / 4, 2.5 * eps / steps) if math.isfinite(eps) else 0.1)
+        return kw
 
     def __repr__(self):
         return (f"PGD(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, norm={self.norm!r}, "
@@ -34,7 +47,7 @@ class PGD(Attack):
 
     def perturb(self, x, y, x_init: torch.Tensor | None = None):
         """``x_init`` (optional) replaces the random start, e.g. TRADES' x + 0.001·N(0, I)."""
-        gen = self._generator()
+        gen = self._rng()
         if self.restarts == 1:
             return self._run(x, y, gen, x_init, scored=self.keep_best)[0]
         best = BestTracker(x)
@@ -61,7 +74,7 @@ class PGD(Attack):
         if not scored:
             return x_adv, None, None
         with torch.no_grad():
-            logits = self.model(x_adv)
+            logits = self.logits(x_adv)
         success, obj = self.success(logits, y), self.objective(logits, y)
         if best is None:
             return x_adv, success, obj

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attacks.base import ThreatModel
+from .common import attack_correct, model_device
 from .suites import AttackSpec
 
 #: PGD step count for checks; the suite's own PGD result is reused when present
@@ -57,15 +59,18 @@ def _per_example_check(name: str, weaker: torch.Tensor, stronger: torch.Tensor, 
                                  f"weaker attack", bad)
 
 
-def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec], *, eps: float, norm: str,
-               seed: int, batch_size: int, threat_violations: int = 0, progress=None) -> list[CheckResult]:
-    from .evaluate import attack_correct  # circular at import time only
+def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec], *, threat: ThreatModel,
+               seed: int, batch_size: int, threat_violations: int = 0, progress=None,
+               score_based_result: CheckResult | None = None) -> list[CheckResult]:
+    """The checks below; ``per_example`` holds each attack's own per-example results (reused when
+    a check needs that attack) — pass only ``{"natural": ...}`` when it holds anything else."""
+    eps, norm = threat.eps, threat.norm
 
     def run(label: str, attack: str, e: float, seed_offset: int = 0, **kw) -> torch.Tensor:
         if progress:
             progress(f"check: {label}")
         spec = AttackSpec(label, attack, kw)
-        return per_example["natural"] & attack_correct(model, spec, x, y, eps=e, norm=norm,
+        return per_example["natural"] & attack_correct(model, spec, x, y, threat=threat.with_eps(e),
                                                        seed=seed + seed_offset, batch_size=batch_size)
 
     def cached(label: str, attack: str, **kw) -> torch.Tensor:
@@ -123,6 +128,9 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
     results.append(_per_example_check("pgd-beats-noise", weaker=noise, stronger=pgd,
                                       what="uniform noise vs PGD-20 (noise must be weaker)"))
 
+    if score_based_result is not None:
+        results.append(score_based_result)
+
     # 6. deterministic outputs; 7. non-zero input gradients
     results.append(_determinism(model, x[:batch_size]))
     results.append(_gradients_nonzero(model, x[:batch_size], y[:batch_size]))
@@ -131,18 +139,14 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
 
 @torch.no_grad()
 def _determinism(model: nn.Module, x) -> CheckResult:
-    from .evaluate import _model_device  # circular at import time only
-
-    dev = _model_device(model)
+    dev = model_device(model)
     a, b = model(x.to(dev)), model(x.to(dev))
     diff = (a - b).abs().max().item() if a.numel() else 0.0
     return CheckResult("deterministic", diff <= 1e-5, f"max |difference| between two forward passes: {diff:.2e}")
 
 
 def _gradients_nonzero(model: nn.Module, x, y) -> CheckResult:
-    from .evaluate import _model_device  # circular at import time only
-
-    dev = _model_device(model)
+    dev = model_device(model)
     xg = x.to(dev).clone().requires_grad_(True)
     with torch.enable_grad():
         loss = F.cross_entropy(model(xg), y.to(dev), reduction="sum")
@@ -150,3 +154,37 @@ def _gradients_nonzero(model: nn.Module, x, y) -> CheckResult:
     zero = int((g.flatten(1).abs().amax(1) == 0).sum())
     return CheckResult("nonzero-gradients", zero <= _tolerance(len(x)),
                        f"{zero}/{len(x)} examples with an all-zero input gradient", zero)
+
+
+def score_based_check(per_example: dict, specs: list[AttackSpec], mode: str) -> CheckResult | None:
+    """Gradient-free (score-based) attacks must not break examples the gradient-based ones leave standing.
+
+    Where they do, the model's gradients point the wrong way or nowhere (quantised or saturated
+    inputs, reversed or shattered gradients): the white-box numbers overstate robustness. Only
+    for suites with attacks of both kinds. In cascade mode ``per_example`` holds the examples still
+    standing after each attack, so an example a score-based attack breaks there survived every
+    attack before it; the check is exact when the gradient-based attacks run first.
+    """
+    grad = [s for s in specs if s.cls.gradient_based]
+    score = [s for s in specs if s.cls.score_based]
+    if not grad or not score:
+        return None
+    natural = per_example["natural"]
+    n = len(natural)
+    if mode == "cascade":
+        labels = [s.label for s in specs]
+        before = {s.label: per_example[labels[i - 1]] if i else natural for i, s in enumerate(specs)}
+        bad_mask = torch.zeros_like(natural)
+        for s in score:
+            bad_mask |= before[s.label] & ~per_example[s.label]
+        order_note = "" if max(labels.index(s.label) for s in grad) < min(labels.index(s.label) for s in score) \
+            else " (some gradient-based attack runs after a score-based one: an upper bound)"
+    else:
+        white = torch.stack([per_example[s.label] for s in grad]).all(0)
+        bad_mask = white & torch.stack([~per_example[s.label] for s in score]).any(0)
+        order_note = ""
+    bad = int(bad_mask.sum())
+    names = ", ".join(s.label for s in score)
+    return CheckResult("score-based-vs-gradient", bad <= _tolerance(n),
+                       f"{bad}/{n} examples broken by {names} but by no gradient-based attack of the suite"
+                       f"{order_note} (more than 1%: the gradients mislead the white-box attacks)", bad)

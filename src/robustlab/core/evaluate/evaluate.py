@@ -8,17 +8,23 @@ from torch import nn
 
 from ..attacks.base import ThreatModel
 from ..errors import ConfigError
-from .checks import CheckResult, run_checks
-from .suites import AttackSpec, parse_suite
+from .checks import CheckResult, run_checks, score_based_check
+from .common import attack_correct, predict
+from .suites import AttackSpec, parse_suite, suite_mode
+
+MODES = ("per-attack", "cascade")
 
 
 @dataclass
 class EvalResult:
     """Natural and robust accuracy (fractions in [0, 1]) and the gradient-masking checks.
 
-    ``per_example[label]`` is a bool tensor: example ``i`` is classified correctly on clean input
-    *and* on that attack's output (robust accuracy counts an example only if both hold).
-    ``worst_case`` is the accuracy when every attack of the suite is tried per example.
+    Per-attack mode: ``per_example[label]`` is a bool tensor, true where example ``i`` is
+    classified correctly on clean input *and* on that attack's output. Cascade mode: the attacks
+    run in order on the examples still standing, and ``robust[label]`` / ``per_example[label]``
+    are the accuracy / the examples still standing *after that attack and all before it*.
+    ``worst_case`` is, in both modes, the accuracy when every attack of the suite is tried per
+    example (the same examples on the same seed: each example's random draws are its own).
     """
 
     natural: float
@@ -30,6 +36,7 @@ class EvalResult:
     norm: str
     n: int
     settings: dict = field(default_factory=dict)
+    mode: str = "per-attack"
 
     @property
     def failed_checks(self) -> list[CheckResult]:
@@ -37,7 +44,7 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return {
-            "n": self.n, "eps": self.eps, "norm": self.norm,
+            "n": self.n, "eps": self.eps, "norm": self.norm, "mode": self.mode,
             "natural_accuracy": self.natural,
             "robust_accuracy": dict(self.robust),
             "worst_case_accuracy": self.worst_case,
@@ -47,70 +54,77 @@ class EvalResult:
         }
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Predicted classes of ``x`` in eval mode (mode restored afterwards)."""
-    was = model.training
-    model.eval()
-    dev = _model_device(model)
-    try:
-        return torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was)
-
-
-def attack_correct(model: nn.Module, spec: AttackSpec, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                   norm: str, seed: int, batch_size: int, threat_violations: list | None = None) -> torch.Tensor:
-    """Per-example correctness on the outputs of attack ``spec`` (batched; threat model verified)."""
-    dev = _model_device(model)
-    threat = ThreatModel(eps, norm)
-    out = []
-    for b, i in enumerate(range(0, len(x), batch_size)):
-        xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
-        attack = spec.build(model, eps, norm, seed + b)
-        xa = attack(xb, yb)
-        if threat_violations is not None:
-            threat_violations.append(int((~threat.contains(xa, xb, tol=1e-5)).sum()))
-        with torch.no_grad():
-            out.append((model(xa).argmax(1) == yb).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-             suite: str | list[str] = "standard", batch_size: int = 256, seed: int = 0,
-             checks: bool = True, progress=None) -> EvalResult:
-    """Natural and robust accuracy of ``model`` on (x, y) under ``suite`` at radius ``eps``.
-
-    Works for any ``nn.Module`` mapping inputs in [0, 1] to logits. With ``checks=True`` the
-    gradient-masking sanity checks of :mod:`robustlab.core.evaluate.checks` run too, and any
-    that fail are listed in ``result.failed_checks``. ``progress(label)`` is called per attack.
-    """
-    ThreatModel(eps, norm)  # validates eps and norm
+def _check_data(x: torch.Tensor, y: torch.Tensor) -> None:
     if len(x) != len(y):
         raise ConfigError(f"x has {len(x)} examples but y has {len(y)}; pass matching tensors")
     if len(x) == 0:
         raise ConfigError("no examples to evaluate; pass a non-empty test set")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"unknown evaluation mode {mode!r}; choose one of: {', '.join(MODES)}")
+    return mode
+
+
+def run_suite(model: nn.Module, x, y, natural: torch.Tensor, specs: list[AttackSpec], *, threat: ThreatModel,
+              mode: str, seed: int, batch_size: int, progress=None) -> tuple[dict, dict, int]:
+    """Per-example results of every attack; returns (per_example, examples attacked per label, violations).
+
+    Cascade mode attacks only the examples still standing, keyed by their position in ``x`` so each
+    gets exactly the random draws it gets in per-attack mode.
+    """
+    per_example, attacked, violations = {"natural": natural}, {}, []
+    standing = natural.clone()
+    for spec in specs:
+        if progress:
+            progress(spec.label)
+        if mode == "per-attack":
+            per_example[spec.label] = natural & attack_correct(
+                model, spec, x, y, threat=threat, seed=seed, batch_size=batch_size, threat_violations=violations)
+            attacked[spec.label] = len(y)
+            continue
+        idx = standing.nonzero()[:, 0]
+        if len(idx):
+            standing[idx] = attack_correct(model, spec, x[idx], y[idx], threat=threat, seed=seed, keys=idx,
+                                           batch_size=batch_size, threat_violations=violations)
+        per_example[spec.label] = standing.clone()
+        attacked[spec.label] = len(idx)
+    return per_example, attacked, sum(violations)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | None = None,
+             norm: str | None = None, threat: ThreatModel | None = None, suite: str | list[str] = "standard",
+             batch_size: int = 256, seed: int = 0, checks: bool = True, mode: str | None = None,
+             progress=None) -> EvalResult:
+    """Natural and robust accuracy of ``model`` on (x, y) under ``suite`` in the threat model.
+
+    The threat model is ``threat=`` or ``eps=`` (required then) with ``norm=`` (default ℓ∞).
+    ``mode``: ``"per-attack"`` (every attack on every example: one column per attack) or
+    ``"cascade"`` (attacks in order, each on the examples still standing, as AutoAttack runs;
+    the same worst case, faster); default: the suite's own (cascade for the AutoAttack suites).
+    Works for any ``nn.Module`` mapping inputs in [0, 1] to logits. With ``checks=True`` the
+    gradient-masking sanity checks of :mod:`robustlab.core.evaluate.checks` run too, and any
+    that fail are listed in ``result.failed_checks``. ``progress(label)`` is called per attack.
+    """
+    if threat is None and eps is None:
+        raise ConfigError("pass the attack radius: evaluate(..., eps=8/255) or threat=ThreatModel(...)")
+    threat = ThreatModel.resolve(eps, norm, threat)
+    _check_data(x, y)
     specs = parse_suite(suite)
+    mode = check_mode(mode or suite_mode(suite))
     was = model.training
     model.eval()
     try:
         y = y.cpu()
         natural = predict(model, x, batch_size) == y
-        per_example = {"natural": natural}
-        violations: list[int] = []
-        for spec in specs:
-            if progress:
-                progress(spec.label)
-            per_example[spec.label] = natural & attack_correct(model, spec, x, y, eps=eps, norm=norm, seed=seed,
-                                                               batch_size=batch_size, threat_violations=violations)
+        per_example, attacked, violations = run_suite(model, x, y, natural, specs, threat=threat, mode=mode,
+                                                      seed=seed, batch_size=batch_size, progress=progress)
         worst = torch.stack([per_example[s.label] for s in specs]).all(0)  # parse_suite never returns []
-        check_results = (run_checks(model, x, y, per_example, specs, eps=eps, norm=norm, seed=seed,
-                                    batch_size=batch_size, threat_violations=sum(violations), progress=progress)
+        own = per_example if mode == "per-attack" else {"natural": natural}
+        check_results = (run_checks(model, x, y, own, specs, threat=threat, seed=seed, batch_size=batch_size,
+                                    threat_violations=violations, progress=progress,
+                                    score_based_result=score_based_check(per_example, specs, mode))
                          if checks else [])
     finally:
         model.train(was)
@@ -118,8 +132,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
         natural=natural.float().mean().item(),
         robust={s.label: per_example[s.label].float().mean().item() for s in specs},
         worst_case=worst.float().mean().item(),
-        per_example=per_example, checks=check_results, eps=eps, norm=norm, n=len(y),
-        settings={"suite": [s.label for s in specs], "seed": seed, "batch_size": batch_size,
-                  "pgd_step_size": "max(eps/4, 2.5*eps/steps)",
+        per_example=per_example, checks=check_results, eps=threat.eps, norm=threat.norm, n=len(y), mode=mode,
+        settings={"suite": [s.label for s in specs], "mode": mode, "seed": seed, "batch_size": batch_size,
+                  "examples_attacked": attacked, "pgd_step_size": "max(eps/4, 2.5*eps/steps)",
                   "robust_counts": "correct on clean input and on the attack's output"},
     )

@@ -11,6 +11,9 @@ def eval_markdown(results: dict[str, EvalResult], title: str = "Robustness evalu
     first = next(iter(results.values()))
     lines = [f"# {title}", "", f"ε = {first.eps:g} ({first.norm}), {first.n} test examples. Accuracies in %; "
              "robust accuracy counts an example only if it is correct on the clean input and under the attack.", ""]
+    if any(r.mode == "cascade" for r in results.values()):
+        lines += ["Cascade mode: the attacks ran in order, each on the examples still standing; each column is the "
+                  "accuracy after that attack *and all before it* (the last one is the worst case).", ""]
     lines.append("| model | natural | " + " | ".join(labels) + " | worst case |")
     lines.append("|---|---:|" + "---:|" * len(labels) + "---:|")
     for name in names:

@@ -1,89 +1,102 @@
-"""Named attack suites and attack labels such as ``pgd-20``, ``pgd-20x5`` (5 restarts), ``mifgsm-20``."""
+"""Named attack suites and attack labels such as ``pgd-20``, ``pgd-20x5`` (5 restarts), ``apgd-ce``.
+
+A label is a registered attack name, optionally followed by ``-`` and the numbers the attack's
+class declares (:attr:`Attack.label_options`): ``pgd-20x5``, ``apgd-t-100``, ``square-1000``. The
+parser knows no attack by name, so a newly registered attack works in a suite with no other edit.
+"""
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..attacks import get_attack
-from ..attacks.base import Attack
+from ..attacks import attack_class, get_attack, list_attacks
+from ..attacks.base import Attack, ThreatModel
 from ..errors import UnknownNameError
-
-
-NOISE_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """A labelled attack at the evaluation's ε; step sizes follow the thesis (α = ε/4 for PGD)."""
+    """A labelled attack; the suite-level options it derives from ε (e.g. PGD's α) come from its class."""
 
     label: str
     attack: str
     kwargs: dict = field(default_factory=dict)
 
-    def build(self, model: nn.Module, eps: float, norm: str, seed: int) -> Attack:
-        kw = dict(self.kwargs)
-        if self.attack == "pgd":
-            kw.setdefault("alpha", _pgd_alpha(eps, kw.get("steps", 20)))
-        if self.attack == "pgd":
-            kw["seed"] = seed
-        elif self.attack == "noise":
-            # A draw independent of PGD's random start: with the same seed the noise sample *is*
-            # PGD's starting point, keep-best PGD then always contains it, and the
-            # pgd-beats-noise check could never fail (a model with useless gradients passed it).
-            kw["seed"] = seed + NOISE_SEED_OFFSET
-        return get_attack(self.attack, model, eps=eps, norm=norm, **kw)
+    @property
+    def cls(self) -> type:
+        return attack_class(self.attack)
+
+    def build(self, model: nn.Module, threat: ThreatModel, seed: int) -> Attack:
+        cls = self.cls
+        kw = cls.suite_options(dict(self.kwargs), threat)
+        kw["seed"] = seed + cls.suite_seed_offset
+        return get_attack(self.attack, model, threat=threat, **kw)
 
 
-def _pgd_alpha(eps: float, steps: int) -> float:
-    """ε/4 (thesis: 2/255 at ε = 8/255), but large enough that ``steps`` steps can cross the ball twice."""
-    return max(eps / 4, 2.5 * eps / steps) if math.isfinite(eps) else 0.1
-
-
-_LABEL = re.compile(r"^(pgd|fgsm|mifgsm|deepfool|noise)(?:-(\d+))?(?:x(\d+))?$")
+def _split_label(text: str) -> tuple[str, str] | None:
+    """(registered name, suffix) for the longest registered name that ``text`` starts with."""
+    for name in sorted(list_attacks(), key=len, reverse=True):
+        if text == name:
+            return name, ""
+        if text.startswith(name + "-") and len(text) > len(name) + 1:
+            return name, text[len(name) + 1:]
+    return None
 
 
 def parse_attack(label: str) -> AttackSpec:
-    """``pgd-20`` → PGD 20 steps; ``pgd-20x5`` → 5 restarts; ``mifgsm-20``; ``deepfool``; ``fgsm``; ``noise``."""
-    m = _LABEL.match(label.strip().lower())
-    if not m:
-        raise UnknownNameError(f"unknown attack {label!r}; use e.g. pgd-20, pgd-20x5, fgsm, mifgsm-20, deepfool, noise")
-    name, steps, restarts = m.group(1), m.group(2), m.group(3)
-    kw: dict = {}
-    if steps is not None:
-        if name in ("fgsm", "noise"):
-            raise UnknownNameError(f"attack {label!r}: {name} takes no step count; use {name}")
-        kw["steps"] = int(steps)
-    if restarts is not None:
-        if name != "pgd":
-            raise UnknownNameError(f"attack {label!r}: only pgd takes restarts (pgd-20x5)")
-        kw["restarts"] = int(restarts)
-    if name == "pgd":
-        kw.setdefault("steps", 20)
-    return AttackSpec(label.strip().lower(), name, kw)
+    """``pgd-20`` → PGD 20 steps; ``pgd-20x5`` → 5 restarts; ``apgd-ce``; ``square-1000``; ``fgsm`` ..."""
+    text = label.strip().lower()
+    split = _split_label(text)
+    if split is None:
+        examples = ", ".join(attack_class(n).label_syntax() for n in list_attacks())
+        raise UnknownNameError(f"unknown attack {label.strip()!r}; use one of: {examples}")
+    name, suffix = split
+    return AttackSpec(text, name, attack_class(name).options_from_label(text, suffix))
 
 
-SUITES: dict[str, list[str]] = {
-    "quick": ["fgsm", "pgd-20"],
-    # thesis Tables 4.11 / 5.11 at laptop cost
-    "standard": ["fgsm", "pgd-20", "mifgsm-20", "deepfool", "pgd-20x5"],
-    # thesis Table 4.11 in full (paper scale)
-    "paper": ["fgsm", "pgd-20", "mifgsm-20", "deepfool", "pgd-1000", "pgd-20x100"],
+@dataclass(frozen=True)
+class Suite:
+    """A named list of attack labels and the evaluation mode it runs in by default."""
+
+    labels: tuple[str, ...]
+    mode: str = "per-attack"
+    about: str = ""
+
+
+SUITES: dict[str, Suite] = {
+    "quick": Suite(("fgsm", "pgd-20"), about="two cheap attacks"),
+    "standard": Suite(("fgsm", "pgd-20", "mifgsm-20", "deepfool", "pgd-20x5"),
+                      about="thesis Tables 4.11 / 5.11 at laptop cost"),
+    "paper": Suite(("fgsm", "pgd-20", "mifgsm-20", "deepfool", "pgd-1000", "pgd-20x100"),
+                   about="thesis Table 4.11 in full (paper scale)"),
+    # Croce & Hein (2020) standard version without FAB-T (see docs/core.md): cascaded, as AutoAttack runs
+    "autoattack": Suite(("apgd-ce", "apgd-t", "square"), mode="cascade",
+                        about="AutoAttack: APGD-CE, APGD-T (9 targets), Square (5000 queries)"),
+    "autoattack-lite": Suite(("apgd-ce", "apgd-t"), mode="cascade", about="AutoAttack's white-box part"),
 }
 
 
-def parse_suite(suite: str | list[str]) -> list[AttackSpec]:
-    """A suite name (quick, standard, paper) or a comma-separated list of attack labels."""
+def suite_labels(suite: str | list[str]) -> list[str]:
     if isinstance(suite, str):
-        labels = SUITES.get(suite.strip().lower()) or [s for s in suite.split(",") if s.strip()]
-    else:
-        labels = list(suite)
+        named = SUITES.get(suite.strip().lower())
+        return list(named.labels) if named else [s for s in suite.split(",") if s.strip()]
+    return list(suite)
+
+
+def suite_mode(suite: str | list[str]) -> str:
+    """The default evaluation mode of a suite: its own for named suites, per-attack for attack lists."""
+    named = SUITES.get(suite.strip().lower()) if isinstance(suite, str) else None
+    return named.mode if named else "per-attack"
+
+
+def parse_suite(suite: str | list[str]) -> list[AttackSpec]:
+    """A suite name (see :data:`SUITES`) or a comma-separated list of attack labels."""
+    labels = suite_labels(suite)
     if not labels:
         raise UnknownNameError(f"empty attack suite; choose one of: {', '.join(SUITES)} or list attacks")
     return [parse_attack(s) for s in labels]
 
 
 def list_suites() -> dict[str, list[str]]:
-    return dict(SUITES)
+    return {k: list(s.labels) for k, s in SUITES.items()}
