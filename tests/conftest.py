@@ -25,3 +25,21 @@ def run_cli(*args: str, cwd=None):
     env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "robustlab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def digits_small_cnn():
+    """A small CNN trained naturally on digits (6 epochs, width 16, seed 0), in eval mode, and the
+    digits data; shared by the evaluation tests so it is trained once per session."""
+    import torch
+
+    from robustlab.core.data import TensorBatches, get_dataset
+    from robustlab.core.models import build_model
+    from robustlab.core.train import fit, preset
+
+    data = get_dataset("digits")
+    cfg = preset("tiny", method="natural", epochs=6, model_width=16, device="cpu")
+    torch.manual_seed(0)
+    model = build_model("small-cnn", 10, data.input_shape, 16)
+    fit(model, TensorBatches(data.x_train, data.y_train, cfg.batch_size), cfg, progress=False)
+    return model.eval(), data

@@ -80,6 +80,8 @@ def eval_cmd(
     seed: int = typer.Option(0, help="Seed for random starts."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks."),
+    eps_curve: Optional[str] = typer.Option(None, help="Also evaluate at these radii, e.g. 0,2/255,4/255,8/255: "
+                                                       "robustness_curve.png / .json, shown in report.md."),
     out: Optional[Path] = typer.Option(None, help="Directory for results.json and report.md (default: beside the checkpoint)."),
 ):
     """Natural and robust accuracy under an attack suite, with gradient-masking sanity checks."""
@@ -87,6 +89,7 @@ def eval_cmd(
     from ..core.errors import ConfigError
     from ..core.attacks import ThreatModel
     from ..core.evaluate import evaluate, parse_suite
+    from ..core.evaluate.curves import robustness_curve
     from ..core.evaluate.evaluate import check_mode
     from ..core.models import load_model
 
@@ -95,6 +98,7 @@ def eval_cmd(
     parse_suite(suite)  # unknown attack names fail before any work
     if mode is not None:
         check_mode(mode)
+    curve_eps = parse_eps_list(eps_curve)
     if n is not None and n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     model, meta = load_model(checkpoint)
@@ -103,22 +107,46 @@ def eval_cmd(
     with console.status("attacking") as status:
         result = evaluate(model, x, y, threat=threat, suite=suite, batch_size=batch_size, seed=seed, mode=mode,
                           checks=checks, progress=lambda label: status.update(f"attacking: {label}"))
-    name = meta.get("config", {}).get("method", "model")
+        curves = None
+        if curve_eps:
+            curves = {name_of(meta): robustness_curve(model, x, y, curve_eps, norm=threat.norm, suite=suite, mode=mode,
+                                                      batch_size=batch_size, seed=seed,
+                                                      progress=lambda e: status.update(f"curve: {e}"))}
+    name = name_of(meta)
     out = out or checkpoint.parent / f"eval-{suite.replace(',', '+')}-eps{eps_v:.4g}"
     write_eval_outputs(out, {name: result}, {"checkpoint": str(checkpoint), "dataset": meta.get("dataset"),
-                                             "data_source": data.source})
+                                             "data_source": data.source}, curves=curves)
     print_eval_table({name: result})
     console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
 
 
+def name_of(meta: dict) -> str:
+    return meta.get("config", {}).get("method", "model")
+
+
+def parse_eps_list(text: str | None) -> list[float] | None:
+    """``0,2/255,0.1`` → sorted radii (one-line error on anything else)."""
+    if text is None:
+        return None
+    from ..core.evaluate.curves import check_eps_list
+
+    return check_eps_list([parse_number(t, "eps-curve") for t in text.split(",") if t.strip()])
+
+
 def write_eval_outputs(out: Path, results: dict, context: dict, title: str = "Robustness evaluation",
-                       notes: list[str] | None = None) -> None:
+                       notes: list[str] | None = None, curves: dict | None = None) -> None:
+    """results.json and report.md in ``out``; with ``curves``, also robustness_curve.json / .png."""
     from ..core.evaluate import eval_markdown
+    from ..core.evaluate.curves import write_curves
     from ..core.io import environment_info, write_json, write_text
 
     payload = {**context, "models": {k: r.to_dict() for k, r in results.items()}, "versions": environment_info()}
+    png = None
+    if curves:
+        png = write_curves(out, curves).name
+        payload["robustness_curves"] = {k: c.to_dict() for k, c in curves.items()}
     write_json(out / "results.json", payload)
-    write_text(out / "report.md", eval_markdown(results, title, notes))
+    write_text(out / "report.md", eval_markdown(results, title, notes, curve_png=png))
 
 
 def print_eval_table(results: dict) -> None:
@@ -182,14 +210,16 @@ def demo(
     """Train a natural and a PGD-trained model on digits, attack both, check for masking, report."""
     from ..core.data import get_dataset
     from ..core.evaluate import evaluate
+    from ..core.evaluate.curves import robustness_curve
     from ..core.train import preset, train_run
 
     # the tiny preset is the one source of ε and step size; a custom ε gets the same step ratio (ε/4)
     base = preset("tiny")
     eps_v = base.eps if eps is None else parse_number(eps, "eps")
     step = base.alpha * eps_v / base.eps if base.eps else base.alpha
-    results, runs = {}, {}
+    results, runs, curves = {}, {}, {}
     data = get_dataset("digits")
+    curve_eps = [0.0, eps_v / 2, eps_v, 1.5 * eps_v]
     for method in ("natural", "pgd-at"):
         cfg = preset("tiny", method=method, epochs=epochs, eps=eps_v, alpha=step, seed=seed)
         run_dir = out / method
@@ -199,11 +229,16 @@ def demo(
         with console.status(f"evaluating {method}") as status:
             results[method] = evaluate(model, data.x_test, data.y_test, eps=eps_v, suite="standard", seed=seed,
                                        progress=lambda label: status.update(f"evaluating {method}: {label}"))
+            curves[method] = robustness_curve(model, data.x_test, data.y_test, curve_eps, suite="quick", seed=seed,
+                                              progress=lambda e: status.update(f"curve {method}: {e}"))
     notes = [f"Data: {data.source}; {len(data.y_test)} test images, real data.",
              f"Scale: tiny preset (small-cnn, {epochs} epochs, PGD-10 training at ε={eps_v:g}), CPU-sized; "
              "not the thesis's CIFAR settings.",
-             "Robust accuracy is per example: correct on the clean image and under the attack."]
+             "Robust accuracy is per example: correct on the clean image and under the attack.",
+             "Robustness curves: the quick suite (FGSM, PGD-20) at ε = "
+             + ", ".join(f"{e:g}" for e in curve_eps) + "."]
     write_eval_outputs(out, results, {"demo": "natural vs PGD-AT on digits", "runs": runs,
-                                      "data_source": data.source, "seed": seed}, "robustlab demo", notes)
+                                      "data_source": data.source, "seed": seed}, "robustlab demo", notes,
+                       curves=curves)
     print_eval_table(results)
     console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")

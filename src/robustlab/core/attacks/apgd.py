@@ -10,12 +10,16 @@ The attack of the AutoAttack ensemble that RobustBench reports, beside the thesi
 * a heavy-ball step: ``z = Π(x_k + η·dir(∇))``, ``x_{k+1} = Π(x_k + α(z − x_k) + (1 − α)(x_k − x_{k−1}))``
   with α = 0.75 (1 at the first step);
 * restarts attack only the examples not yet broken; the strongest iterate per example is
-  returned (misclassified first, then the higher loss).
+  returned (misclassified first, then the higher loss); by default an example also leaves a run
+  as soon as it is misclassified (``stop_on_success``), which changes no outcome and saves the
+  remaining steps.
 
 After a halving the momentum is reset (the reference code keeps a difference across the jump
 to the best point, which points nowhere in particular).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -48,6 +52,11 @@ class _Schedule:
         self.reduced_last = torch.ones(n, dtype=torch.bool, device=device)
         self.best_at_last = None
 
+    def keep(self, mask: torch.Tensor) -> None:
+        self.eta, self.increases, self.reduced_last = self.eta[mask], self.increases[mask], self.reduced_last[mask]
+        if self.best_at_last is not None:
+            self.best_at_last = self.best_at_last[mask]
+
     def step(self, loss: torch.Tensor, loss_prev: torch.Tensor, loss_best: torch.Tensor) -> torch.Tensor | None:
         """Record one step; at a checkpoint return which examples halve η (else None)."""
         if self.best_at_last is None:
@@ -61,7 +70,7 @@ class _Schedule:
         reduce = oscillating | stalled
         self.eta = torch.where(reduce, self.eta / 2, self.eta)
         self.reduced_last, self.best_at_last = reduce, loss_best.clone()
-        self.increases.zero_()
+        self.increases = torch.zeros_like(self.increases)
         self.since = 0
         self.interval = max(self.interval - self.decrement, self.minimum)
         return reduce
@@ -81,7 +90,7 @@ class APGD(Attack):
 
     def __init__(self, model, eps: float | None = None, steps: int = 100, restarts: int = 1,
                  norm: str | None = None, loss: str | None = None, targeted: bool = False,
-                 seed: int | None = None, loss_fn=None, threat=None):
+                 seed: int | None = None, loss_fn=None, threat=None, stop_on_success: bool = True):
         loss = loss or self.default_loss
         if loss not in LOSSES:
             raise ConfigError(f"unknown APGD loss {loss!r}; choose one of: {', '.join(LOSSES)}")
@@ -92,6 +101,7 @@ class APGD(Attack):
         self.steps = check_steps(steps)
         self.restarts = check_steps(restarts, "restarts")
         self.loss = loss
+        self.stop_on_success = stop_on_success
 
     def __repr__(self):
         return (f"{type(self).__name__}(eps={self.eps:g}, norm={self.norm!r}, steps={self.steps}, "
@@ -110,8 +120,8 @@ class APGD(Attack):
         idx = (~best.success).nonzero()[:, 0]
         if len(idx) == 0:
             return False
-        obj = objective if extra is None else (lambda logits, yy, e=extra[idx]: objective(logits, yy, e))
-        x_r, success, score = self._run(x[idx], y[idx], rng.subset(idx), obj)
+        x_r, success, score = self._run(x[idx], y[idx], rng.subset(idx), objective,
+                                        None if extra is None else extra[idx])
         best.update_at(idx, x_r, success, score)
         return True
 
@@ -119,33 +129,74 @@ class APGD(Attack):
         z = self.threat.project(x_cur + _bcast(eta, x) * self.threat.ascent_direction(grad), x)
         return self.threat.project(x_cur + alpha * (z - x_cur) + (1 - alpha) * (x_cur - x_prev), x)
 
-    def _run(self, x, y, rng, objective):
-        """One APGD run; returns (best iterate, success, objective) per example."""
+    def _run(self, x, y, rng, objective, extra=None):
+        """One APGD run; returns (best iterate, success, objective) per example.
+
+        With ``stop_on_success`` an example leaves the run once misclassified (its result, a
+        success, can no longer change), which makes APGD cheap on examples that are easy to break.
+        """
+        def obj(logits, yy, alive):
+            return objective(logits, yy) if extra is None else objective(logits, yy, extra[alive])
+
+        alive = torch.arange(len(x), device=x.device)
         x_cur = self.threat.random_point(x, rng)
-        grad, logits, loss = self.input_gradient(x_cur, y, objective)
+        grad, logits, loss = self.input_gradient(x_cur, y, lambda lg, yy: obj(lg, yy, alive))
         found = BestTracker(x)
         found.update(x_cur, self.success(logits, y), loss)
-        x_max, grad_max, loss_max = x_cur, grad, loss
-        x_prev, loss_prev = x_cur, loss
+        st = _State(x, y, x_cur, x_cur, grad, x_cur, grad, loss, loss)
         schedule = _Schedule(len(x), self.eps, self.steps, x.device)
         for i in range(self.steps):
-            x_next = self._step(x, x_cur, x_prev, grad, schedule.eta, MOMENTUM if i > 0 else 1.0)
-            x_prev, x_cur = x_cur, x_next
-            grad, logits, loss = self.input_gradient(x_cur, y, objective)
-            found.update(x_cur, self.success(logits, y), loss)
-            improved = loss > loss_max
-            x_max = torch.where(_bcast(improved, x), x_cur, x_max)
-            grad_max = torch.where(_bcast(improved, x), grad, grad_max)
-            loss_max = torch.where(improved, loss, loss_max)
-            reduce = schedule.step(loss, loss_prev, loss_max)
-            loss_prev = loss
+            if self.stop_on_success:
+                keep = ~found.success[alive]
+                if not keep.all():
+                    alive = alive[keep]
+                    st.keep(keep)
+                    schedule.keep(keep)
+                    if len(alive) == 0:
+                        break
+            x_next = self._step(st.x, st.x_cur, st.x_prev, st.grad, schedule.eta, MOMENTUM if i > 0 else 1.0)
+            st.x_prev, st.x_cur = st.x_cur, x_next
+            st.grad, logits, loss = self.input_gradient(st.x_cur, st.y, lambda lg, yy: obj(lg, yy, alive))
+            found.update_at(alive, st.x_cur, self.success(logits, st.y), loss)
+            st.record(loss)
+            reduce = schedule.step(loss, st.loss_prev, st.loss_max)
+            st.loss_prev = loss
             if reduce is not None and reduce.any():
-                back = _bcast(reduce, x)
-                x_cur = torch.where(back, x_max, x_cur)
-                x_prev = torch.where(back, x_max, x_prev)   # momentum restarts at the best point
-                grad = torch.where(back, grad_max, grad)
-                loss_prev = torch.where(reduce, loss_max, loss_prev)
+                st.back_to_best(reduce)
         return found.x, found.success, found.score
+
+
+@dataclass
+class _State:
+    """Per-example state of one APGD run (rows = the examples still being attacked)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_cur: torch.Tensor
+    x_prev: torch.Tensor
+    grad: torch.Tensor
+    x_max: torch.Tensor
+    grad_max: torch.Tensor
+    loss_max: torch.Tensor
+    loss_prev: torch.Tensor
+
+    def keep(self, mask: torch.Tensor) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name)[mask])
+
+    def record(self, loss: torch.Tensor) -> None:
+        """Remember the highest-loss point: the run resumes from it when the step size is halved."""
+        improved = loss > self.loss_max
+        self.x_max = torch.where(_bcast(improved, self.x), self.x_cur, self.x_max)
+        self.grad_max = torch.where(_bcast(improved, self.x), self.grad, self.grad_max)
+        self.loss_max = torch.where(improved, loss, self.loss_max)
+
+    def back_to_best(self, reduce: torch.Tensor) -> None:
+        back = _bcast(reduce, self.x)
+        self.x_cur = torch.where(back, self.x_max, self.x_cur)
+        self.x_prev = torch.where(back, self.x_max, self.x_prev)   # momentum restarts at the best point
+        self.grad = torch.where(back, self.grad_max, self.grad)
+        self.loss_prev = torch.where(reduce, self.loss_max, self.loss_prev)
 
 
 @register_attack("apgd-dlr")
@@ -169,8 +220,9 @@ class APGDT(APGD):
     default_loss = "dlr"
 
     def __init__(self, model, eps: float | None = None, steps: int = 100, restarts: int = 1, targets: int = 9,
-                 norm: str | None = None, seed: int | None = None, threat=None, **_):
-        super().__init__(model, eps, steps=steps, restarts=restarts, norm=norm, loss="dlr", seed=seed, threat=threat)
+                 norm: str | None = None, seed: int | None = None, threat=None, stop_on_success: bool = True, **_):
+        super().__init__(model, eps, steps=steps, restarts=restarts, norm=norm, loss="dlr", seed=seed, threat=threat,
+                         stop_on_success=stop_on_success)
         self.targets = check_steps(targets, "targets")
 
     def perturb(self, x, y):

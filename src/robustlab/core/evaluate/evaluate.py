@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..accel import AccelOptions, accelerated
 from ..attacks.base import ThreatModel
 from ..errors import ConfigError
 from .checks import CheckResult, run_checks, score_based_check
-from .common import attack_correct, predict
+from .common import attack_correct, model_device, predict
 from .suites import AttackSpec, parse_suite, suite_mode
 
 MODES = ("per-attack", "cascade")
@@ -96,7 +97,7 @@ def run_suite(model: nn.Module, x, y, natural: torch.Tensor, specs: list[AttackS
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | None = None,
              norm: str | None = None, threat: ThreatModel | None = None, suite: str | list[str] = "standard",
              batch_size: int = 256, seed: int = 0, checks: bool = True, mode: str | None = None,
-             progress=None) -> EvalResult:
+             accel: AccelOptions | None = None, progress=None) -> EvalResult:
     """Natural and robust accuracy of ``model`` on (x, y) under ``suite`` in the threat model.
 
     The threat model is ``threat=`` or ``eps=`` (required then) with ``norm=`` (default ℓ∞).
@@ -106,6 +107,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
     Works for any ``nn.Module`` mapping inputs in [0, 1] to logits. With ``checks=True`` the
     gradient-masking sanity checks of :mod:`robustlab.core.evaluate.checks` run too, and any
     that fail are listed in ``result.failed_checks``. ``progress(label)`` is called per attack.
+    ``accel`` (:class:`~robustlab.core.accel.AccelOptions`; default: ``AccelOptions.auto`` for the
+    model's device, i.e. off on the CPU) runs the model's forward passes under autocast /
+    channels-last / compile; perturbations and projections stay fp32.
     """
     if threat is None and eps is None:
         raise ConfigError("pass the attack radius: evaluate(..., eps=8/255) or threat=ThreatModel(...)")
@@ -113,19 +117,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
     _check_data(x, y)
     specs = parse_suite(suite)
     mode = check_mode(mode or suite_mode(suite))
+    accel = accel if accel is not None else AccelOptions.auto(model_device(model))
     was = model.training
     model.eval()
     try:
-        y = y.cpu()
-        natural = predict(model, x, batch_size) == y
-        per_example, attacked, violations = run_suite(model, x, y, natural, specs, threat=threat, mode=mode,
-                                                      seed=seed, batch_size=batch_size, progress=progress)
-        worst = torch.stack([per_example[s.label] for s in specs]).all(0)  # parse_suite never returns []
-        own = per_example if mode == "per-attack" else {"natural": natural}
-        check_results = (run_checks(model, x, y, own, specs, threat=threat, seed=seed, batch_size=batch_size,
-                                    threat_violations=violations, progress=progress,
-                                    score_based_result=score_based_check(per_example, specs, mode))
-                         if checks else [])
+        with accelerated(model, accel) as fast:
+            y = y.cpu()
+            natural = predict(fast, x, batch_size) == y
+            per_example, attacked, violations = run_suite(fast, x, y, natural, specs, threat=threat, mode=mode,
+                                                          seed=seed, batch_size=batch_size, progress=progress)
+            worst = torch.stack([per_example[s.label] for s in specs]).all(0)  # parse_suite never returns []
+            own = per_example if mode == "per-attack" else {"natural": natural}
+            check_results = (run_checks(fast, x, y, own, specs, threat=threat, seed=seed, batch_size=batch_size,
+                                        threat_violations=violations, progress=progress,
+                                        score_based_result=score_based_check(per_example, specs, mode))
+                             if checks else [])
     finally:
         model.train(was)
     return EvalResult(
@@ -134,6 +140,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
         worst_case=worst.float().mean().item(),
         per_example=per_example, checks=check_results, eps=threat.eps, norm=threat.norm, n=len(y), mode=mode,
         settings={"suite": [s.label for s in specs], "mode": mode, "seed": seed, "batch_size": batch_size,
-                  "examples_attacked": attacked, "pgd_step_size": "max(eps/4, 2.5*eps/steps)",
+                  "examples_attacked": attacked, "accel": accel.to_dict(), "pgd_step_size": "max(eps/4, 2.5*eps/steps)",
                   "robust_counts": "correct on clean input and on the attack's output"},
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 from .evaluate import EvalResult
 
 
-def eval_markdown(results: dict[str, EvalResult], title: str = "Robustness evaluation", notes: list[str] | None = None) -> str:
-    """One table with a row per model (natural, each attack, worst case), then each model's checks."""
+def eval_markdown(results: dict[str, EvalResult], title: str = "Robustness evaluation", notes: list[str] | None = None,
+                  curve_png: str | None = None) -> str:
+    """One table with a row per model (natural, each attack, worst case), the robustness curve
+    (``curve_png``, a path relative to the report) when there is one, then each model's checks."""
     names = list(results)
     labels = list(next(iter(results.values())).robust) if results else []
     first = next(iter(results.values()))
@@ -20,6 +22,10 @@ def eval_markdown(results: dict[str, EvalResult], title: str = "Robustness evalu
         r = results[name]
         cells = [f"{100 * r.natural:.2f}"] + [f"{100 * r.robust[k]:.2f}" for k in labels] + [f"{100 * r.worst_case:.2f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if curve_png:
+        lines += ["", "## Robustness curves", "",
+                  "Accuracy against the radius ε, per attack and worst case (data beside the plot, as JSON).", "",
+                  f"![robustness curves]({curve_png})"]
     for name in names:
         r = results[name]
         lines += ["", f"## Sanity checks against gradient masking: {name}", ""]
