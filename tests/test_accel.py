@@ -73,3 +73,34 @@ def test_options_parse_and_defaults():
         with pytest.raises(ConfigError):
             AccelOptions.parse(bad)
     assert prepare_model(torch.nn.Linear(2, 2), AccelOptions()).__class__ is torch.nn.Linear
+
+
+def test_training_loop_options_on_cpu():
+    """bf16 autocast and channels-last in ``fit``: same weights as fp32 eager for channels-last (only
+    the arithmetic order differs), a finite, similar loss for bf16; auto is off on the CPU."""
+    from robustlab.core.accel import training_options
+    from robustlab.core.data import TensorBatches, get_dataset
+    from robustlab.core.models import build_model
+    from robustlab.core.train import fit, preset
+
+    data = get_dataset("digits")
+    x, y = data.x_train[:256], data.y_train[:256]
+
+    def run(accel):
+        cfg = preset("tiny", method="pgd-at", epochs=1, model_width=8, device="cpu", steps=2, accel=accel)
+        torch.manual_seed(0)
+        model = build_model("small-cnn", 10, data.input_shape, 8)
+        res = fit(model, TensorBatches(x, y, 64), cfg, progress=False)
+        return model, res.history[-1]["train_loss"]
+
+    ref, loss_ref = run("none")
+    cl, loss_cl = run("channels-last")
+    for (k, a), b in zip(ref.state_dict().items(), cl.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+    _, loss_bf = run("bf16")
+    assert abs(loss_bf - loss_ref) < 0.05 * abs(loss_ref)
+    assert training_options("auto", "cpu") == AccelOptions()
+    with pytest.raises(ConfigError):
+        training_options("fp16", "cpu")
+    with pytest.raises(ConfigError):
+        preset("tiny", accel="tf32")

@@ -66,7 +66,7 @@ ERRORS = [
     (["train", "--model", "nonet"], "unknown model 'nonet'"),
     (["train", "--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["train", "--method", "magic"], "unknown training method 'magic'"),
-    (["train", "--eps", "-0.1"], "eps must be >= 0"),
+    (["train", "--eps", "-0.1"], "eps must be a number >= 0"),
     (["train", "--steps", "0"], "steps must be >= 1"),
     (["train", "--eps", "lots"], "--eps must be a number"),
     (["train", "--dataset", "cifar10", "--data-dir", "/no/such/dir"], "does not exist"),

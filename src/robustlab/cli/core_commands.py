@@ -80,6 +80,8 @@ def eval_cmd(
     seed: int = typer.Option(0, help="Seed for random starts."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks."),
+    accel: str = typer.Option("auto", help="GPU fast path: auto (off on CPU; bf16 + channels-last on CUDA), none, "
+                                           "or a list of bf16, fp16, channels-last, compile."),
     eps_curve: Optional[str] = typer.Option(None, help="Also evaluate at these radii, e.g. 0,2/255,4/255,8/255: "
                                                        "robustness_curve.png / .json, shown in report.md."),
     out: Optional[Path] = typer.Option(None, help="Directory for results.json and report.md (default: beside the checkpoint)."),
@@ -87,8 +89,9 @@ def eval_cmd(
     """Natural and robust accuracy under an attack suite, with gradient-masking sanity checks."""
     from ..core.data import get_dataset
     from ..core.errors import ConfigError
+    from ..core.accel import AccelOptions
     from ..core.attacks import ThreatModel
-    from ..core.evaluate import evaluate, parse_suite
+    from ..core.evaluate import evaluate, model_device, parse_suite
     from ..core.evaluate.curves import robustness_curve
     from ..core.evaluate.evaluate import check_mode
     from ..core.models import load_model
@@ -99,14 +102,16 @@ def eval_cmd(
     if mode is not None:
         check_mode(mode)
     curve_eps = parse_eps_list(eps_curve)
+    AccelOptions.parse(accel)  # validates before any work
     if n is not None and n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     model, meta = load_model(checkpoint)
+    opts = AccelOptions.parse(accel, model_device(model))
     data = get_dataset(meta.get("dataset", "digits"), data_dir)
     x, y = (data.x_test, data.y_test) if n is None else (data.x_test[:n], data.y_test[:n])
     with console.status("attacking") as status:
         result = evaluate(model, x, y, threat=threat, suite=suite, batch_size=batch_size, seed=seed, mode=mode,
-                          checks=checks, progress=lambda label: status.update(f"attacking: {label}"))
+                          checks=checks, accel=opts, progress=lambda label: status.update(f"attacking: {label}"))
         curves = None
         if curve_eps:
             curves = {name_of(meta): robustness_curve(model, x, y, curve_eps, norm=threat.norm, suite=suite, mode=mode,

@@ -76,6 +76,21 @@ class AccelOptions:
         return asdict(self)
 
 
+def training_options(text: str | None, device: torch.device | str) -> AccelOptions:
+    """:meth:`AccelOptions.parse` for the training loop, which supports bf16 autocast and channels-last.
+
+    fp16 would need loss scaling inside every method's optimiser step, and compiling the network
+    the methods attack through (``state.module``) under DDP is not worth its warm-up per run.
+    """
+    opts = AccelOptions.parse(text, device)
+    if text is None or text.strip().lower() == "auto":
+        return AccelOptions("bf16" if opts.autocast == "bf16" else None, opts.channels_last)
+    if opts.autocast == "fp16" or opts.compile:
+        raise ConfigError("training supports --accel bf16 and channels-last (fp16 needs loss scaling, compile "
+                          "is evaluation-only); use e.g. --accel bf16,channels-last")
+    return opts
+
+
 def autocast(opts: AccelOptions | None, device: torch.device | str):
     """Autocast context for ``opts`` on ``device`` (a no-op context when autocast is off)."""
     device = torch.device(device)

@@ -200,7 +200,7 @@ class KnowledgeDistillation(_Distill):
             raise ConfigError("teacher_adv_examples needs a teacher; pass --teacher CKPT")
         teacher.to(x.device)
         c = self.cfg
-        attack = PGD(teacher, eps=c.eps, alpha=c.alpha, steps=c.steps, norm=c.norm,
+        attack = PGD(teacher, threat=c.threat, alpha=c.alpha, steps=c.steps,
                      random_start=True, keep_best=False, seed=self.attack_seed(state))
         return attack(x, y)
 
@@ -261,5 +261,5 @@ class FastARD(_Distill):
             return self.objective(logits, target, y_, clean)
 
         ascent = None if self.settings.adversary == "kl" else (lambda logits, _x, y_: F.cross_entropy(logits, y_))
-        return free_replay(state, x, y, loss_of_logits, self.cfg.replay, self.cfg.eps, self.cfg.norm,
+        return free_replay(state, x, y, loss_of_logits, self.cfg.replay, self.cfg.threat,
                            regularized=lambda loss: self.regularized(state, loss), ascent_of_logits=ascent)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import distributed as D
+from ..accel import autocast, training_options
 from ..errors import CheckpointError, ConfigError
 from ..io import environment_info, load_checkpoint, load_weights_into, save_checkpoint
 from .config import TrainConfig
@@ -109,6 +110,9 @@ def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None
     distributed = D.init_from_env(device)
     torch.manual_seed(cfg.seed)
     model.to(device)
+    accel = training_options(cfg.accel, device)   # off on the CPU
+    if accel.channels_last:
+        model.to(memory_format=torch.channels_last)
     method = method or get_method(cfg.method, cfg)
     epochs, _ = method.schedule()
     module, wrapped = _wrap(model, cfg, device, distributed)
@@ -123,7 +127,8 @@ def fit(model: nn.Module, train, cfg: TrainConfig, *, out_dir: str | Path | None
         result.resumed_from_epoch = start
 
     for epoch in range(start, epochs):
-        record = _train_epoch(method, state, train, epoch, epochs, progress)
+        with autocast(accel, device):            # attacks' perturbations stay fp32 (core.accel)
+            record = _train_epoch(method, state, train, epoch, epochs, progress)
         if on_epoch_end is not None:
             record.update(on_epoch_end(module, epoch))
         result.history.append(record)

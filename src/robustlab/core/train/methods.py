@@ -106,7 +106,7 @@ class Method:
 
     def pgd(self, state: TrainState, loss_fn=None) -> PGD:
         c = self.cfg
-        return PGD(state.module, eps=c.eps, alpha=c.alpha, steps=c.steps, norm=c.norm,
+        return PGD(state.module, threat=c.threat, alpha=c.alpha, steps=c.steps,
                    random_start=True, keep_best=False, seed=self.attack_seed(state), loss_fn=loss_fn)
 
 
@@ -190,7 +190,7 @@ class TRADES(Method):
         return F.cross_entropy(logits, y) + self.cfg.trades_beta * robust, logits
 
 
-def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float, norm: str = "linf",
+def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, threat,
                 regularized=None, ascent_of_logits=None) -> dict[str, float]:
     """Free adversarial training's replay [Shafahi et al. 2019] (thesis §4.5, Algorithm 2).
 
@@ -199,13 +199,11 @@ def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float
     perturbation, projected back into the ε-ball and the [0, 1] box). The perturbation is carried
     across replays and mini-batches in ``state.buffers["free_delta"]``, a full-batch-size buffer:
     a short final batch uses (and updates) its first rows and leaves the rest for the next epoch,
-    as the authors' code does. ``ascent_of_logits``, when given, is the objective the perturbation
-    climbs instead of the training loss (Fast-ARD's cross-entropy step, Algorithm 2): one extra
-    backward to the input per replay. Returns the metrics of the last replay.
+    as the authors' code does. ``threat`` is the run's ThreatModel (``cfg.threat``). ``ascent_of_logits``,
+    when given, is the objective the perturbation climbs instead of the training loss (Fast-ARD's
+    cross-entropy step, Algorithm 2): one extra backward to the input per replay. Returns the metrics of
+    the last replay.
     """
-    from ..attacks.base import ThreatModel
-
-    threat = ThreatModel(eps, norm)
     buffer = state.buffers.get("free_delta")
     if buffer is None or buffer.shape[1:] != x.shape[1:]:
         buffer = torch.zeros_like(x)
@@ -225,7 +223,7 @@ def free_replay(state: TrainState, x, y, loss_of_logits, replay: int, eps: float
         else:
             (grad,) = torch.autograd.grad(ascent_of_logits(logits, x, y), x_adv, retain_graph=True)
             total.backward()
-        x_new = threat.project(x_adv.detach() + eps * threat.ascent_direction(grad), x)
+        x_new = threat.project(x_adv.detach() + threat.eps * threat.ascent_direction(grad), x)
         state.optimizer.step()
         delta = x_new - x
     state.buffers["free_delta"] = torch.cat([delta.detach(), buffer[b:]]) if b < buffer.shape[0] else delta.detach()
@@ -241,5 +239,5 @@ class FreeAdversarialTraining(Method):
     def train_batch(self, state, batch):
         x, y = batch
         return free_replay(state, x, y, lambda logits, _x, y_: F.cross_entropy(logits, y_),
-                           self.cfg.replay, self.cfg.eps, self.cfg.norm,
+                           self.cfg.replay, self.cfg.threat,
                            regularized=lambda loss: self.regularized(state, loss))

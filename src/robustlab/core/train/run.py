@@ -11,7 +11,7 @@ from ..data import TensorBatches, get_dataset
 from ..errors import UserError
 from ..io import environment_info, write_json, write_text
 from ..models import build_model
-from ..evaluate.evaluate import predict
+from ..evaluate.common import predict
 from .config import TrainConfig
 from .loop import CHECKPOINT, FINAL, FitResult, fit
 
