@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlab.core.attacks import ThreatModel
 from robustlab.core.train import TrainConfig, fit, preset
 from robustlab.core.train.loop import CHECKPOINT, to_device
 from robustlab.core.train.methods import Method, batch_metrics, free_replay, TrainState
@@ -150,10 +151,10 @@ def test_free_replay_keeps_a_full_size_buffer_across_a_short_batch():
     state = TrainState(model, model, opt, torch.Generator().manual_seed(0), torch.device("cpu"))
     ce = lambda logits, _x, y_: F.cross_entropy(logits, y_)  # noqa: E731
     x, y = torch.rand(6, 4), torch.randint(0, 3, (6,))
-    free_replay(state, x, y, ce, replay=2, eps=0.1)
+    free_replay(state, x, y, ce, replay=2, threat=ThreatModel(0.1))
     full = state.buffers["free_delta"].clone()
     assert full.shape[0] == 6 and full.abs().amax() > 0
-    m = free_replay(state, x[:2], y[:2], ce, replay=2, eps=0.1)   # a short final batch
+    m = free_replay(state, x[:2], y[:2], ce, replay=2, threat=ThreatModel(0.1))   # a short final batch
     after = state.buffers["free_delta"]
     assert after.shape[0] == 6                                  # not truncated to 2 rows
     assert torch.equal(after[2:], full[2:])                     # the other rows are left for later
