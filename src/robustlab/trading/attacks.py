@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
+from ..core.evaluate.common import predict as core_predict
 from .features import window_input
 from .propagation import ATTACK_LEVELS, Propagator, Windows, round_orders, subset
 
@@ -47,12 +48,23 @@ def _logits(model: nn.Module, input_fn: InputFn, swa: torch.Tensor) -> torch.Ten
     return model(input_fn(swa).to(device=dev, dtype=dtype))
 
 
-@torch.no_grad()
+class _OnWindows(nn.Module):
+    """The model seen from (B, W) SWA windows: ``input_fn``, then the model in its own dtype."""
+
+    def __init__(self, model: nn.Module, input_fn: InputFn):
+        super().__init__()
+        self.model, self.input_fn = model, input_fn
+        self.train(model.training)
+
+    def forward(self, swa: torch.Tensor) -> torch.Tensor:
+        return _logits(self.model, self.input_fn, swa)
+
+
 def predict(model: nn.Module, input_fn: InputFn, swa: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    """Class predictions for (B, W) SWA windows."""
+    """Class predictions for (B, W) SWA windows (the core ``predict``); leaves the model in eval mode,
+    which the attacks that follow rely on."""
     model.eval()
-    out = [_logits(model, input_fn, swa[i:i + batch]).argmax(1).cpu() for i in range(0, len(swa), batch)]
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    return core_predict(_OnWindows(model, input_fn), swa, batch)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustlab.core.attacks import FGSM, MIFGSM, PGD
+from robustlab.core.attacks import APGD, FGSM, MIFGSM, PGD
 from robustlab.core.data import TensorBatches, get_dataset
 from robustlab.core.models import build_model
 from robustlab.core.train import fit, preset
@@ -112,3 +112,17 @@ def test_fgsm_and_mifgsm_agree_with_torchattacks(trained):
     ref = robust(model, x, y, _ta(torchattacks.MIFGSM, model, eps=eps, steps=steps, alpha=alpha, decay=1.0)(x, y))
     assert abs(ours.float().mean().item() - ref.float().mean().item()) <= 0.01
     assert (ours != ref).float().mean() <= 0.01
+
+
+@pytest.mark.parametrize("loss,eps", [("ce", 0.05), ("ce", 0.1), ("dlr", 0.1)])
+def test_apgd_agrees_with_torchattacks(trained, loss, eps):
+    """APGD (an independent implementation of Croce & Hein 2020): robust accuracy within 1.5 points
+    (random starts differ, and ours restarts momentum after a step-size halving)."""
+    model, x, y = trained
+    ours = robust(model, x, y, APGD(model, eps=eps, steps=100, loss=loss, seed=0)(x, y))
+    torch.manual_seed(0)
+    ref = robust(model, x, y, _ta(torchattacks.APGD, model, eps=eps, steps=100, loss=loss, n_restarts=1,
+                                  seed=0)(x, y))
+    natural = robust(model, x, y, x).float().mean().item()
+    assert 0.05 < ref.float().mean() < natural - 0.2, "set-up: robust accuracy should be intermediate"
+    assert abs(ours.float().mean().item() - ref.float().mean().item()) <= 0.015, (ours.float().mean(), ref.float().mean())
