@@ -63,7 +63,7 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
                 nat = model(qx).argmax(-1) == qy
             _record(per["natural"], nat, ep.tasks)
             for spec in specs:
-                x_adv = spec.build(model, eps, norm, seed + 7919 * b)(qx, qy)
+                x_adv = spec.build(model, threat, seed + 7919 * b)(qx, qy)
                 outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
                 with torch.no_grad():
                     ok = nat & (model(x_adv).argmax(-1) == qy)
