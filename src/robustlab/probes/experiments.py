@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.data import TensorBatches, get_dataset
-from ..core.evaluate.evaluate import predict
+from ..core.evaluate.common import predict
 from ..core.models import get_model
 from ..core.train import TrainConfig, fit
 from .minima import embed_linear, first_linear_inputs, minima_probe

@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from ..core.errors import ConfigError
-from ..core.evaluate.evaluate import _model_device
+from ..core.evaluate.common import model_device as _model_device
 from .registry import as_tensors, register_probe
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..core.evaluate.evaluate import _model_device
+from ..core.evaluate.common import model_device as _model_device
 from .registry import as_tensors, register_probe
 
 SigmaMap = Callable[[torch.Tensor], torch.Tensor]

@@ -15,7 +15,7 @@ load_registrations()
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4)).eval()   # apgd-t: >= 4 classes
 
 
 @pytest.mark.parametrize("name", list_attacks())
@@ -24,7 +24,7 @@ def test_stays_in_the_eps_ball_and_the_box(name):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(8, 1, 4, 4, generator=g)
     x[:2] = (x[:2] > 0.5).float()          # pixels on the faces of [0, 1]
-    y = torch.randint(0, 3, (8,), generator=g)
+    y = torch.randint(0, 4, (8,), generator=g)
     attack = get_attack(name, model, eps=0.1)
     before = [p.clone() for p in model.parameters()]
     x_adv = attack(x, y)
