@@ -5,6 +5,12 @@ The public surface is re-exported here; everything lives in ``robustlab.core`` a
 __version__ = "0.1.0"
 
 from .core.errors import UserError  # noqa: E402
+from .core.registry import on_first_unknown_name  # noqa: E402
+from .pillars import load_registrations  # noqa: E402
+
+# a name no registry knows yet may be a pillar's (a few-shot backbone, the norm-bias regulariser):
+# import the pillars' registering modules then, not at `import robustlab`
+on_first_unknown_name(load_registrations)
 
 __all__ = ["UserError", "evaluate", "attacks", "models", "data", "__version__"]
 
