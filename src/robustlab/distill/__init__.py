@@ -7,10 +7,10 @@ a run directory (the library behind ``robustlab distill``).
 from .losses import KL_REDUCTIONS, distill_kl, kd_objective, per_example_kl
 from .methods import (AdversariallyRobustDistillation, DistillSettings, FastARD, KnowledgeDistillation,
                       TeacherLogits, freeze)
-from .run import (DISTILL_METHODS, DISTILL_PRESETS, DistillPreset, Teacher, distill_config, distill_run,
-                  distill_settings, load_teacher)
+from .run import (DISTILL_PRESETS, DistillPreset, Teacher, distill_config, distill_run, distillation_methods,
+                  distill_settings, is_distillation, load_teacher)
 
 __all__ = ["KL_REDUCTIONS", "distill_kl", "kd_objective", "per_example_kl", "DistillSettings",
            "KnowledgeDistillation", "AdversariallyRobustDistillation", "FastARD", "TeacherLogits", "freeze",
-           "DISTILL_METHODS", "DISTILL_PRESETS", "DistillPreset", "Teacher", "distill_config", "distill_run",
+           "distillation_methods", "is_distillation", "DISTILL_PRESETS", "DistillPreset", "Teacher", "distill_config", "distill_run",
            "distill_settings", "load_teacher"]

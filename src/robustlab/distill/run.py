@@ -19,7 +19,20 @@ from ..core.io import environment_info, write_json, write_text
 from ..core.train import TrainConfig, preset, train_run
 from .methods import DistillSettings
 
-DISTILL_METHODS = ("kd", "ard", "fast-ard")
+
+
+def is_distillation(method: str) -> bool:
+    """Whether the registered training method ``method`` distils from a teacher (its ``needs_teacher`` fact)."""
+    from ..core.train.methods import list_methods, method_class
+
+    return method in list_methods() and method_class(method).needs_teacher
+
+
+def distillation_methods() -> tuple[str, ...]:
+    """Every registered method that needs a teacher (kd, ard, fast-ard, and any added later)."""
+    from ..core.train.methods import list_methods
+
+    return tuple(m for m in list_methods() if is_distillation(m))
 
 
 @dataclass(frozen=True)
@@ -100,8 +113,8 @@ def distill_config(scale: str, method: str, *, teacher_meta: dict | None = None,
         base["dataset"] = teacher_meta["dataset"]
     if student is not None:
         base["model"] = student
-    if method not in DISTILL_METHODS:
-        raise ConfigError(f"unknown distillation method {method!r}; choose kd, ard or fast-ard")
+    if not is_distillation(method):
+        raise ConfigError(f"unknown distillation method {method!r}; choose one of: {', '.join(distillation_methods())}")
     cfg = preset(scale, **{**base, "method": method, **overrides})
     return distill_settings(scale, settings).attach(cfg)
 

@@ -32,7 +32,7 @@ from ..core.models import build_model, count_madds, count_params, get_model
 from ..core.train import get_method
 from ..core.train.methods import TrainState
 from . import methods as _methods  # noqa: F401  (registers kd / ard / fast-ard)
-from .run import DISTILL_METHODS, TINY_TEACHER_WIDTH, distill_config, distill_settings
+from .run import TINY_TEACHER_WIDTH, distill_config, distill_settings, is_distillation
 
 #: Table 4.10's claims as ratio ≤ target (ARD/KD is a lower bound, checked as ≥ 3)
 TARGETS = {"ARD/AT": 1.10, "Fast-ARD(m=4)/KD": 1.15, "Fast-ARD(m=8)/KD": 1.15}
@@ -78,7 +78,7 @@ class _Trainer:
         self.cache = cache
         student = build_model(cfg.model, classes, shape, cfg.model_width).to(device)
         c = cfg.replace(method=method_name, replay=replay or cfg.replay)
-        if method_name in DISTILL_METHODS:
+        if is_distillation(method_name):
             c = distill_settings(scale_of(cfg), {"cache_teacher": cache}).attach(c)
             self.method = get_method(method_name, c, teacher=teacher)
         else:
