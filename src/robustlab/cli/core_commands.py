@@ -34,6 +34,8 @@ def train(
     seed: O.Seed = None,
     data_dir: O.DataDir = None,
     device: O.Device = None,
+    regularizer: O.Regularizer = None,
+    regularizer_coef: O.RegularizerCoef = None,
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<dataset>-<model>-<method>-s<seed>)."),
     resume: O.Resume = False,
 ):
@@ -41,7 +43,8 @@ def train(
     from ..core.train import preset, train_run
 
     overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
-                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device,
+                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device, regularizer=regularizer,
+                                     regularizer_coef=regularizer_coef,
                                      model=model, dataset=dataset, method=method, norm=norm)
     cfg = preset(scale, **overrides)
     _check_names(cfg)

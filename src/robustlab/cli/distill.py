@@ -43,6 +43,8 @@ def distill(
     seed: O.Seed = None,
     data_dir: O.DataDir = None,
     device: O.Device = None,
+    regularizer: O.Regularizer = None,
+    regularizer_coef: O.RegularizerCoef = None,
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
     suite: str = typer.Option("quick", help="Attack suite for the final evaluation (quick, standard, paper, or a list)."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks at the end."),
@@ -60,7 +62,8 @@ def distill(
     cpu_threads(scale, threads)
     loaded = load_teacher(teacher)
     overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
-                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device,
+                                     replay=replay, width=width, seed=seed, data_dir=data_dir, device=device, regularizer=regularizer,
+                                     regularizer_coef=regularizer_coef,
                                      augment=augment, sync_bn=sync_bn or None)
     settings = dict(temperature=temperature, kd_alpha=kd_alpha, kl_reduction=kl_reduction, adversary=adversary,
                     teacher_input=teacher_input, cache_teacher=cache_teacher, ce_temperature=ce_temperature)

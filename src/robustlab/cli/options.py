@@ -84,12 +84,17 @@ Seed = Annotated[Optional[int], typer.Option(help="Random seed (initial weights,
 DataDir = Annotated[Optional[Path], typer.Option(help="Where dataset archives live.")]
 Device = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
+Regularizer = Annotated[Optional[str], typer.Option(
+    help="A registered regulariser added to the method's loss, e.g. norm-bias (thesis eq. 6.3).")]
+RegularizerCoef = Annotated[Optional[float], typer.Option(help="Weight of --regularizer's term.")]
 
 
 def training_overrides(*, epochs=None, batch_size=None, lr=None, eps=None, alpha=None, steps=None, replay=None,
-                       width=None, seed=None, data_dir=None, device=None, **more) -> dict:
+                       width=None, seed=None, data_dir=None, device=None, regularizer=None, regularizer_coef=None,
+                       **more) -> dict:
     """The TrainConfig overrides the shared training flags ask for (unset flags left out)."""
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=parse_number(eps, "eps"),
                  alpha=parse_number(alpha, "alpha"), steps=steps, replay=replay, model_width=width, seed=seed,
-                 data_dir=str(data_dir) if data_dir else None, device=device, **more)
+                 data_dir=str(data_dir) if data_dir else None, device=device, regularizer=regularizer,
+                 regularizer_coef=regularizer_coef, **more)
     return {k: v for k, v in flags.items() if v is not None}
