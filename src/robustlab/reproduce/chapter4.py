@@ -226,6 +226,16 @@ _exp("table-4.9", "Free-trained MNV2 vs Fast-ARD (m = 4, 8)", [
 ])
 
 # ----------------------------------------------------------------- 4.10
+def _timing_verdict(results: dict, ratio: str):
+    """A timing claim judged only beyond the rounds' spread: HELD / DID NOT HOLD when every round
+    agrees, NOT TESTABLE when the spread of the round-robin measurement straddles the target."""
+    verdict = results["distill-timing"]["verdicts"][ratio]
+    if verdict == "undecided":
+        return NotTestable(f"the {ratio} ratio's rounds straddle the target (the spread of the round-robin "
+                           "timing); a quieter machine or more rounds can decide it")
+    return verdict == "held"
+
+
 def _timing_report(tm: dict, result: dict) -> list[str]:
     from ..distill.timing import timing_markdown
 
@@ -254,13 +264,13 @@ _exp("table-4.10", "Training time: AT, KD, ARD, Fast-ARD (equal numbers of param
         distill=DIST, thesis={"hours": 5.10}),
 ], [
     Claim("ARD takes about as long as AT per parameter update (ratio ≤ 1.10 in every round, teacher forward "
-          "every batch)", lambda r: r["distill-timing"]["verdicts"]["ARD/AT"] == "held"),
+          "every batch)", lambda r: _timing_verdict(r, "ARD/AT")),
     Claim("Fast-ARD (m=4) takes about as long as KD per parameter update (ratio ≤ 1.15 in every round)",
-          lambda r: r["distill-timing"]["verdicts"]["Fast-ARD(m=4)/KD"] == "held"),
+          lambda r: _timing_verdict(r, "Fast-ARD(m=4)/KD")),
     Claim("Fast-ARD (m=8) takes about as long as KD per parameter update (ratio ≤ 1.15 in every round)",
-          lambda r: r["distill-timing"]["verdicts"]["Fast-ARD(m=8)/KD"] == "held"),
+          lambda r: _timing_verdict(r, "Fast-ARD(m=8)/KD")),
     Claim("ARD is several times slower than KD (ratio ≥ 3 in every round; thesis 41.06/5.13 ≈ 8)",
-          lambda r: r["distill-timing"]["verdicts"]["ARD/KD"] == "held"),
+          lambda r: _timing_verdict(r, "ARD/KD")),
 ], columns=("hours",), measures=(Measure("complexity"), Measure("distill-timing")), units="hours",
     notes=(TINY_NOTE, "The 'train s' column sums the per-epoch times recorded when each cached model was trained "
                       "(possibly on another day, under other load); the claims use the round-robin measurement "
