@@ -30,5 +30,5 @@ def test_distill_cli_runs_and_reports(teachers, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["resumed_from_epoch"] == 1 and res["final"]["epoch"] == 2
     p = run_cli("distill", "--teacher", str(teachers["natural"]), "--method", "bogus", "--out", str(tmp_path / "b"))
-    assert p.returncode == 2 and "kd, ard or fast-ard" in p.stderr
+    assert p.returncode == 2 and "unknown distillation method 'bogus'; choose one of: ard, fast-ard, kd" in p.stderr
 
