@@ -18,6 +18,8 @@ from robustlab.core.errors import ConfigError, UnknownNameError
 from robustlab.core.evaluate import evaluate, parse_suite
 from robustlab.core.evaluate.suites import suite_mode
 
+from core.evaluate.test_evaluate import Quantised  # the masking tests' zero-gradient model
+
 N = 120
 
 
@@ -166,17 +168,6 @@ def test_autoattack_suites_cascade_by_default(trained):
 
 
 # --------------------------------------------------------------------------------------- square
-class Quantised(nn.Module):
-    """Rounds the input to multiples of 1/16 first: exact on digits, zero input gradient everywhere."""
-
-    def __init__(self, base):
-        super().__init__()
-        self.base = base
-
-    def forward(self, x):
-        return self.base(torch.round(x * 16) / 16)
-
-
 def test_square_breaks_the_zero_gradient_model_pgd_cannot_and_the_checks_say_so(trained):
     base, x, y = trained
     model = Quantised(base)
