@@ -48,6 +48,30 @@ def nat(r, k):
     return r[k]["natural"]
 
 
+#: how far two seeds moved the same comparison of two robust students at tiny scale (Tables 4.6 and 4.9,
+#: seeds 0 and 1, docs/distillation.md): a comparison decided by less is NOT TESTABLE there
+TINY_SPREAD = {"tiny": (0.03, "Tables 4.6 and 4.9 on seeds 0 and 1: the same comparisons moved by up to "
+                              "2.9 points and changed sign")}
+
+
+def exceeds(text, lhs, rhs):
+    """Claim ``lhs(r) > rhs(r)``, judged only beyond the tiny scale's seed-to-seed spread."""
+    return Claim(text, lambda r: lhs(r) > rhs(r), margin=lambda r: lhs(r) - rhs(r), noise=TINY_SPREAD)
+
+
+def more_robust(text, a, b):
+    """Claim: run ``a`` has higher PGD-20 accuracy than run ``b`` (beyond the tiny-scale spread)."""
+    return exceeds(text, lambda r: adv(r, a), lambda r: adv(r, b))
+
+
+def beats_at_once(text, variants, b):
+    """Claim: some run of ``variants`` beats ``b`` in natural and PGD-20 accuracy at once; the margin is
+    the best variant's smaller lead."""
+    def lead(r):
+        return max(min(nat(r, k) - nat(r, b), adv(r, k) - adv(r, b)) for k in variants)
+    return Claim(text, lambda r: lead(r) > 0, margin=lead, noise=TINY_SPREAD)
+
+
 def _exp(name, title, runs, claims, suite="pgd-20", measures=(), **kw) -> Table:
     """Register a Chapter 4 table: its runs evaluated with ``suite`` (PGD-20 unless given), plus ``measures``."""
     kw.setdefault("notes", (TINY_NOTE,))
@@ -91,10 +115,8 @@ _exp("table-4.1", "AT teacher, its KD student and its ARD student (CIFAR-10)", [
     kd("kd_r18_mnv2", "AT ResNet18 → MobileNetV2", "at_r18", thesis={"pgd-20": 38.21}),
     ard("ard_r18_mnv2", "AT ResNet18 −ARD→ MobileNetV2", "at_r18", thesis={"pgd-20": 50.22}),
 ], [
-    Claim("ARD student is more robust than the KD student of the same teacher",
-          lambda r: adv(r, "ard_r18_mnv2") > adv(r, "kd_r18_mnv2")),
-    Claim("ARD student is more robust than its AT teacher (thesis: 50.22% vs 44.46%)",
-          lambda r: adv(r, "ard_r18_mnv2") > adv(r, "at_r18")),
+    more_robust("ARD student is more robust than the KD student of the same teacher", "ard_r18_mnv2", "kd_r18_mnv2"),
+    more_robust("ARD student is more robust than its AT teacher (thesis: 50.22% vs 44.46%)", "ard_r18_mnv2", "at_r18"),
     Claim("KD from a robust teacher keeps a substantial part of its robustness (≥ half of the teacher's)",
           lambda r: adv(r, "kd_r18_mnv2") >= 0.5 * adv(r, "at_r18")),
 ], columns=("pgd-20",))
@@ -138,10 +160,10 @@ _exp("table-4.4", "Robust WRN teachers transfer less robustness under KD", [
     AT_R18,
     kd("kd_r18_mnv2", "AT ResNet18 → MNV2 (Table 4.3, for comparison)", "at_r18", thesis=(76.86, 38.21)),
 ], [
-    Claim("WRN teachers' KD students keep less robustness than the ResNet18 teacher's student",
-          lambda r: max(adv(r, "kd_atwrn_mnv2"), adv(r, "kd_tradeswrn_mnv2")) < adv(r, "kd_r18_mnv2")),
-    Claim("the TRADES WRN teacher transfers more robustness than the AT WRN teacher",
-          lambda r: adv(r, "kd_tradeswrn_mnv2") > adv(r, "kd_atwrn_mnv2")),
+    exceeds("WRN teachers' KD students keep less robustness than the ResNet18 teacher's student",
+            lambda r: adv(r, "kd_r18_mnv2"), lambda r: max(adv(r, "kd_atwrn_mnv2"), adv(r, "kd_tradeswrn_mnv2"))),
+    more_robust("the TRADES WRN teacher transfers more robustness than the AT WRN teacher",
+                "kd_tradeswrn_mnv2", "kd_atwrn_mnv2"),
     Claim("KD students keep well under half of their WRN teacher's robustness",
           lambda r: adv(r, "kd_atwrn_mnv2") < 0.5 * adv(r, "at_wrn")
           and adv(r, "kd_tradeswrn_mnv2") < 0.5 * adv(r, "trades_wrn")),
@@ -167,14 +189,12 @@ _exp("table-4.6", "ARD from a TRADES WRN beats AT and TRADES students of the sam
     ard("ard_tw_mnv2_a95", "TRADES WRN −ARD→ MNV2 (α = 0.95)", "trades_wrn", distill=_with_alpha(DIST, 0.95),
         thesis=(84.70, 46.28)),
 ], [
-    Claim("the ARD student is more robust than the AT and TRADES students",
-          lambda r: adv(r, "ard_tw_mnv2") > max(adv(r, "at_mnv2"), adv(r, "trades_mnv2"))),
-    Claim("an ARD variant beats the AT student in natural and robust accuracy at once",
-          lambda r: any(nat(r, k) > nat(r, "at_mnv2") and adv(r, k) > adv(r, "at_mnv2")
-                        for k in ("ard_tw_mnv2", "ard_tw_mnv2_a95"))),
-    Claim("an ARD variant beats the TRADES student in natural and robust accuracy at once",
-          lambda r: any(nat(r, k) > nat(r, "trades_mnv2") and adv(r, k) > adv(r, "trades_mnv2")
-                        for k in ("ard_tw_mnv2", "ard_tw_mnv2_a95"))),
+    exceeds("the ARD student is more robust than the AT and TRADES students",
+            lambda r: adv(r, "ard_tw_mnv2"), lambda r: max(adv(r, "at_mnv2"), adv(r, "trades_mnv2"))),
+    beats_at_once("an ARD variant beats the AT student in natural and robust accuracy at once",
+                  ("ard_tw_mnv2", "ard_tw_mnv2_a95"), "at_mnv2"),
+    beats_at_once("an ARD variant beats the TRADES student in natural and robust accuracy at once",
+                  ("ard_tw_mnv2", "ard_tw_mnv2_a95"), "trades_mnv2"),
 ])
 
 # ----------------------------------------------------------------- 4.7
@@ -184,7 +204,7 @@ _exp("table-4.7", "CIFAR-100: ARD student nearly as robust as its teacher", [
     ard("ard100", "AT WRN −ARD→ MNV2 (α = 0.93)", "at_wrn100", distill=_with_alpha(DIST100, 0.93),
         thesis=(55.47, 27.64)),
 ], [
-    Claim("the ARD student is more robust than the AT student", lambda r: adv(r, "ard100") > adv(r, "at_mnv2_100")),
+    more_robust("the ARD student is more robust than the AT student", "ard100", "at_mnv2_100"),
     Claim("the ARD student is nearly as robust as its teacher (within 2 points)",
           lambda r: adv(r, "ard100") >= adv(r, "at_wrn100") - 0.02),
 ], dataset=C100, notes=(TINY_NOTE, C100_NOTE))
@@ -197,14 +217,10 @@ _exp("table-4.8", "ARD onto the same architecture boosts robustness", [
     ard("ard_mnv2_mnv2", "AT MNV2 −ARD→ MNV2", "at_mnv2", thesis=(81.22, 47.95)),
     ard("ard_r18_mnv2", "AT ResNet18 −ARD→ MNV2", "at_r18", thesis=(79.47, 50.22)),
 ], [
-    Claim("ARD ResNet18 → ResNet18 is more robust than AT ResNet18 (its own teacher)",
-          lambda r: adv(r, "ard_r18_r18") > adv(r, "at_r18")),
-    Claim("ARD MNV2 → MNV2 is more robust than AT MNV2 (its own teacher)",
-          lambda r: adv(r, "ard_mnv2_mnv2") > adv(r, "at_mnv2")),
-    Claim("ARD ResNet18 → MNV2 is more robust than the adversarially trained MNV2",
-          lambda r: adv(r, "ard_r18_mnv2") > adv(r, "at_mnv2")),
-    Claim("ARD ResNet18 → MNV2 is more robust than its teacher",
-          lambda r: adv(r, "ard_r18_mnv2") > adv(r, "at_r18")),
+    more_robust("ARD ResNet18 → ResNet18 is more robust than AT ResNet18 (its own teacher)", "ard_r18_r18", "at_r18"),
+    more_robust("ARD MNV2 → MNV2 is more robust than AT MNV2 (its own teacher)", "ard_mnv2_mnv2", "at_mnv2"),
+    more_robust("ARD ResNet18 → MNV2 is more robust than the adversarially trained MNV2", "ard_r18_mnv2", "at_mnv2"),
+    more_robust("ARD ResNet18 → MNV2 is more robust than its teacher", "ard_r18_mnv2", "at_r18"),
 ])
 
 # ----------------------------------------------------------------- 4.9
@@ -219,8 +235,8 @@ _exp("table-4.9", "Free-trained MNV2 vs Fast-ARD (m = 4, 8)", [
     Run("fard8", "TRADES WRN −F-ARD→ MNV2 (m=8)", "mnv2", "fast-ard", teacher="trades_wrn", train=_FREE8,
         distill=DIST, thesis=(76.38, 36.85)),
 ], [
-    Claim("Fast-ARD (m=4) is more robust than free training (m=4)", lambda r: adv(r, "fard4") > adv(r, "free4")),
-    Claim("Fast-ARD (m=8) is more robust than free training (m=8)", lambda r: adv(r, "fard8") > adv(r, "free8")),
+    more_robust("Fast-ARD (m=4) is more robust than free training (m=4)", "fard4", "free4"),
+    more_robust("Fast-ARD (m=8) is more robust than free training (m=8)", "fard8", "free8"),
     Claim("Fast-ARD students also have higher natural accuracy than free-trained ones",
           lambda r: nat(r, "fard4") > nat(r, "free4") and nat(r, "fard8") > nat(r, "free8")),
 ])
@@ -293,13 +309,20 @@ _exp("table-4.11", "ARD and Fast-ARD beat AT and free training under stronger at
     Run("fard4", "−F-ARD→ MNV2 (m=4)", "mnv2", "fast-ard", teacher="trades_wrn", train=_FREE, distill=DIST,
         thesis={"mifgsm-20": 44.78, "deepfool": 60.03, "pgd-1000": 36.01, "pgd-20x100": 36.88}),
 ], [
-    Claim("ARD beats AT under every attack of the suite",
-          lambda r: all(r["ard_tw_mnv2"]["robust"][a] > r["at_mnv2"]["robust"][a] for a in r["at_mnv2"]["robust"])),
-    Claim("Fast-ARD beats free training under every attack of the suite",
-          lambda r: all(r["fard4"]["robust"][a] > r["free4"]["robust"][a] for a in r["free4"]["robust"])),
+    Claim("ARD beats AT under every attack of the suite", lambda r: _least_lead(r, "ard_tw_mnv2", "at_mnv2") > 0,
+          margin=lambda r: _least_lead(r, "ard_tw_mnv2", "at_mnv2"), noise=TINY_SPREAD),
+    Claim("Fast-ARD beats free training under every attack of the suite", lambda r: _least_lead(r, "fard4", "free4") > 0,
+          margin=lambda r: _least_lead(r, "fard4", "free4"), noise=TINY_SPREAD),
 ], suite=_SUITE_411, columns=("mifgsm-20", "deepfool", "pgd-1000", "pgd-20x100"),
     notes=(TINY_NOTE, "Tiny scale uses PGD-100 and PGD-20 with 10 restarts in place of PGD-1000 and 100 restarts; "
                       "their columns are empty there (see results.json for all attacks)."))
+
+
+
+def _least_lead(r, a, b):
+    """Run ``a``'s smallest lead over run ``b`` across the attacks of the suite."""
+    return min(r[a]["robust"][k] - r[b]["robust"][k] for k in r[b]["robust"])
+
 
 # ----------------------------------------------------------------- 4.12 / 4.13 (KD sweeps)
 _T_VALUES = (1, 10, 30, 50, 100)
@@ -310,7 +333,8 @@ _exp("table-4.12", "KD temperature sweep (AT ResNet18 → MNV2)", [AT_R18] + [
 ], [
     Claim("a wide range of temperatures (every t ≥ 10) yields robust students: each keeps ≥ half of the "
           "teacher's robustness", lambda r: min(adv(r, f"kd_t{t}") for t in (10, 30, 50, 100)) >= 0.5 * adv(r, "at_r18")),
-    Claim("t = 1 transfers less robustness than every t ≥ 10", lambda r: adv(r, "kd_t1") < min(adv(r, f"kd_t{t}") for t in (10, 30, 50, 100))),
+    exceeds("t = 1 transfers less robustness than every t ≥ 10",
+            lambda r: min(adv(r, f"kd_t{t}") for t in (10, 30, 50, 100)), lambda r: adv(r, "kd_t1")),
     Claim("KD is not highly sensitive to t ≥ 10 (robust accuracies within 5 points)",
           lambda r: max(adv(r, f"kd_t{t}") for t in (10, 30, 50, 100)) - min(adv(r, f"kd_t{t}") for t in (10, 30, 50, 100)) <= 0.05),
 ], plot={"x": "temperature", "runs": [f"kd_t{t}" for t in _T_VALUES], "values": list(_T_VALUES), "log": True,
@@ -366,10 +390,10 @@ _exp("table-4.15", "ARD from naturally trained teachers", [
 ], [
     Claim("naturally trained teachers still produce robust ARD students (PGD-20 ≥ 20%)",
           lambda r: min(adv(r, "ard_natr18_mnv2"), adv(r, "ard_natwrn_mnv2")) >= 0.20),
-    Claim("they are less robust than the ARD student of a robust teacher",
-          lambda r: max(adv(r, "ard_natr18_mnv2"), adv(r, "ard_natwrn_mnv2")) < adv(r, "ard_r18_mnv2")),
-    Claim("they are less robust than the adversarially trained MNV2",
-          lambda r: max(adv(r, "ard_natr18_mnv2"), adv(r, "ard_natwrn_mnv2")) < adv(r, "at_mnv2")),
+    exceeds("they are less robust than the ARD student of a robust teacher", lambda r: adv(r, "ard_r18_mnv2"),
+            lambda r: max(adv(r, "ard_natr18_mnv2"), adv(r, "ard_natwrn_mnv2"))),
+    exceeds("they are less robust than the adversarially trained MNV2", lambda r: adv(r, "at_mnv2"),
+            lambda r: max(adv(r, "ard_natr18_mnv2"), adv(r, "ard_natwrn_mnv2"))),
 ])
 
 # ----------------------------------------------------------------- 4.16
@@ -382,7 +406,7 @@ _exp("table-4.16", "ARD with fewer attack steps (TRADES WRN → MNV2)", [TRADES_
     for i, th in enumerate([(84.28, 46.49), (83.38, 48.35), (82.63, 50.42)])
 ], [
     Claim("fewer attack steps raise natural accuracy", lambda r: nat(r, "ard_k0") > nat(r, "ard_k2")),
-    Claim("fewer attack steps lower robust accuracy", lambda r: adv(r, "ard_k0") < adv(r, "ard_k2")),
+    more_robust("fewer attack steps lower robust accuracy", "ard_k2", "ard_k0"),
 ], notes=(TINY_NOTE, "Tiny scale sweeps 2, 4, 10 steps (step 2.5ε/K)."))
 
 # ----------------------------------------------------------------- 4.17 / 4.18 (ARD sweeps)

@@ -18,7 +18,7 @@ from ..core.errors import ConfigError
 from ..core.io import environment_info, write_json, write_text
 from ..core.threads import cpu_threads
 from .measurements import TrainedModel, get_measurement
-from .table import SCALES, NotTestable, Run, Table, per_scale
+from .table import SCALES, Claim, NotTestable, Run, Table, per_scale
 
 HELD, NOT_HELD, NOT_TESTABLE = "HELD", "DID NOT HOLD", "NOT TESTABLE"
 
@@ -159,11 +159,25 @@ def check_claims(table: Table, results: dict, scale: str) -> list[dict]:
         except Exception as e:  # a claim that cannot be evaluated did not hold; say why
             out.append({**entry, "verdict": NOT_HELD, "held": False, "error": f"{type(e).__name__}: {e}"})
             continue
+        if not isinstance(v, NotTestable):
+            v = _within_noise(c, results, scale) or v
         if isinstance(v, NotTestable):
             out.append({**entry, "verdict": NOT_TESTABLE, "held": None, "reason": v.reason})
         else:
             out.append({**entry, "verdict": HELD if v else NOT_HELD, "held": bool(v)})
     return out
+
+
+def _within_noise(claim: Claim, results: dict, scale: str) -> NotTestable | None:
+    """NotTestable when the claim's deciding difference is inside the run-to-run spread of this scale."""
+    if claim.margin is None or scale not in claim.noise:
+        return None
+    spread, why = claim.noise[scale]
+    gap = claim.margin(results)
+    if abs(gap) >= spread:
+        return None
+    return NotTestable(f"decided by {100 * gap:+.1f} points, inside the {100 * spread:.0f}-point spread two seeds "
+                       f"show at {scale} scale ({why}); not judged on noise")
 
 
 def _check_scale(table: Table, scale: str) -> None:

@@ -87,11 +87,18 @@ class Claim:
     ``results[key]`` holds what the measurements computed for run ``key`` (for the attack suite:
     ``natural`` and ``robust[attack]`` fractions); ``results[name]`` what table-level measurement
     ``name`` computed. ``untestable`` maps a scale to the reason the claim cannot be tested there.
+    A comparison also gives its deciding difference (``margin``) and the spread two seeds show at
+    each scale (``noise``): inside that spread the verdict is NOT TESTABLE, with both numbers.
     """
 
     text: str
     check: Callable[[dict], Any]
     untestable: dict = field(default_factory=dict)
+    #: the difference that decides the claim (positive: it holds), in the table's fractions
+    margin: Callable[[dict], float] | None = None
+    #: scale → (spread, why): a claim whose ``margin`` is smaller than the run-to-run spread measured at
+    #: that scale is NOT TESTABLE there, not decided by noise
+    noise: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
