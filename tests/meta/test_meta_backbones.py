@@ -84,3 +84,44 @@ def test_cifar_fs_split_is_64_16_20_disjoint():
     assert len(CIFAR100_CLASSES) == 100 and len(set(CIFAR100_CLASSES)) == 100
     assert len(CIFAR_FS_VAL) == 16 and len(CIFAR_FS_TEST) == 20 and not set(CIFAR_FS_VAL) & set(CIFAR_FS_TEST)
     assert set(CIFAR_FS_VAL) | set(CIFAR_FS_TEST) <= set(CIFAR100_CLASSES)
+
+
+def test_dropblock_is_identity_in_eval_mode_and_keeps_the_mean_in_train_mode():
+    from robustlab.core.models.fewshot import DropBlock2d
+
+    block = DropBlock2d(0.2, 3)
+    x = torch.rand(4, 6, 10, 10)
+    assert torch.equal(block.eval()(x), x)
+    torch.manual_seed(0)
+    out = block.train()(torch.ones(4, 6, 10, 10))
+    assert (out == 0).any()
+    assert out.sum().item() == pytest.approx(4 * 6 * 10 * 10, rel=1e-5)   # rescaled by the kept fraction
+
+
+def test_dropblock_drops_whole_blocks_at_the_rate_its_gamma_implies():
+    from robustlab.core.models.fewshot import DropBlock2d
+
+    torch.manual_seed(0)
+    b, h, p = 3, 12, 0.05
+    out = DropBlock2d(p, b).train()(torch.ones(1, 4000, h, h))[0]
+    zeros = out == 0
+    # a channel hit by one centre loses exactly one b×b square
+    for z in zeros[(zeros.sum((1, 2)) > 0) & (zeros.sum((1, 2)) <= b * b)]:
+        rows, cols = z.nonzero(as_tuple=True)
+        assert len(rows) == b * b and rows.max() - rows.min() == b - 1 and cols.max() - cols.min() == b - 1
+    # an interior unit is dropped iff one of the b² centres covering it was drawn: 1 − (1 − γ)^(b²)
+    gamma = p / b ** 2 * h * h / (h - b + 1) ** 2
+    expected = 1 - (1 - gamma) ** (b * b)
+    assert zeros[:, 5, 5].float().mean().item() == pytest.approx(expected, abs=0.015)
+
+
+def test_resnet12_dropblock_option_changes_training_only():
+    torch.manual_seed(0)
+    plain = get_model("resnet12", num_classes=0, in_channels=3, image_size=32, widths=(8, 8, 8, 8))
+    dropped = get_model("resnet12", num_classes=0, in_channels=3, image_size=32, widths=(8, 8, 8, 8), drop_rate=0.1)
+    dropped.load_state_dict(plain.state_dict())           # DropBlock has no parameters or buffers
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(plain.eval()(x), dropped.eval()(x))
+    assert [m.block_size for m in dropped.modules() if type(m).__name__ == "DropBlock2d"] == [1, 1, 2, 2]
+    with pytest.raises(ConfigError, match="drop_rate"):
+        get_model("resnet12", num_classes=0, in_channels=3, image_size=32, drop_rate=1.5)
