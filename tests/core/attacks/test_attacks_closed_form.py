@@ -65,9 +65,22 @@ def _binary_problem(seed: int, n: int = 64):
     return w, b, x, y
 
 
+#: the optimisers checked against the closed-form optima: PGD with and without a random start, and APGD
+#: with ``stop_on_success`` off (by default it stops on an example at its first misclassification —
+#: enough for robust accuracy, not for the maximum of the loss)
+OPTIMISERS = {
+    "pgd": lambda model, eps, steps, norm, seed: PGD(model, eps=eps, alpha=eps / 4, steps=steps, norm=norm,
+                                                    random_start=True, seed=seed),
+    "pgd-no-start": lambda model, eps, steps, norm, seed: PGD(model, eps=eps, alpha=eps / 4, steps=steps, norm=norm,
+                                                             random_start=False, seed=seed),
+    "apgd": lambda model, eps, steps, norm, seed: APGD(model, eps=eps, steps=steps, norm=norm, seed=seed,
+                                                      stop_on_success=False),
+}
+
+
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("random_start", [True, False])
-def test_pgd_linf_reaches_closed_form_logistic_optimum(seed, random_start):
+@pytest.mark.parametrize("attack", list(OPTIMISERS))
+def test_linf_attacks_reach_closed_form_logistic_optimum(seed, attack):
     w, b, x, y = _binary_problem(seed)
     eps = 0.1
     # Closed form: the loss is decreasing in s·m, and s·m is separable and linear per pixel, so each
@@ -79,8 +92,7 @@ def test_pgd_linf_reaches_closed_form_logistic_optimum(seed, random_start):
     clean = logistic_loss(w, b, x, y)
     assert (best > clean + 1e-3).all(), "test set-up: the optimum must be strictly worse than clean"
 
-    model = BinaryLogistic(w, b)
-    x_adv = PGD(model, eps=eps, alpha=eps / 4, steps=20, random_start=random_start, seed=seed)(x, y)
+    x_adv = OPTIMISERS[attack](BinaryLogistic(w, b), eps, 20, "linf", seed)(x, y)
     got = logistic_loss(w, b, x_adv, y)
     # never above the optimum (that would mean leaving the ball or the box) ...
     assert (got <= best + 1e-6).all()
@@ -91,7 +103,8 @@ def test_pgd_linf_reaches_closed_form_logistic_optimum(seed, random_start):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_pgd_l2_reaches_closed_form_logistic_optimum(seed):
+@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+def test_l2_attacks_reach_closed_form_logistic_optimum(seed, attack):
     g = torch.Generator().manual_seed(100 + seed)
     w = torch.randn(D, generator=g)
     b = -0.2
@@ -109,8 +122,7 @@ def test_pgd_l2_reaches_closed_form_logistic_optimum(seed):
     sd = s.flatten().double()
     torch.testing.assert_close(best, F.softplus(-sd * m + eps * w.double().norm()))
 
-    model = BinaryLogistic(w, b)
-    x_adv = PGD(model, eps=eps, alpha=eps / 4, steps=100, norm="l2", seed=seed)(x, y)
+    x_adv = OPTIMISERS[attack](BinaryLogistic(w, b), eps, 100, "l2", seed)(x, y)
     assert ((x_adv - x).flatten(1).norm(dim=1) <= eps + 1e-5).all()
     got = logistic_loss(w, b, x_adv, y)
     assert (got <= best + 1e-5).all()
@@ -251,39 +263,6 @@ def test_exact_bound_is_attained_by_its_own_minimiser():
 
 
 # ----------------------------------------------------------------- APGD against the same references
-# The loss-optimum tests turn off ``stop_on_success``: they check the optimiser, which by default
-# stops on an example at its first misclassification (enough for robust accuracy, not for the maximum).
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_apgd_linf_reaches_closed_form_logistic_optimum(seed):
-    w, b, x, y = _binary_problem(seed)
-    eps = 0.1
-    s = (y.float() * 2 - 1).view(-1, 1, 1, 1)
-    x_star = (x - eps * s * torch.sign(w).view(1, *SHAPE)).clamp(0, 1)
-    best = logistic_loss(w, b, x_star, y)
-    x_adv = APGD(BinaryLogistic(w, b), eps=eps, steps=20, seed=seed, stop_on_success=False)(x, y)
-    got = logistic_loss(w, b, x_adv, y)
-    assert (got <= best + 1e-6).all()
-    torch.testing.assert_close(got, best, rtol=1e-5, atol=1e-6)
-    nz = w != 0
-    torch.testing.assert_close(x_adv.flatten(1)[:, nz], x_star.flatten(1)[:, nz], rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_apgd_l2_reaches_closed_form_logistic_optimum(seed):
-    g = torch.Generator().manual_seed(100 + seed)
-    w = torch.randn(D, generator=g)
-    b, n, eps = -0.2, 64, 0.25
-    x = 0.3 + 0.4 * torch.rand((n, *SHAPE), generator=g)
-    y = torch.randint(0, 2, (n,), generator=g)
-    s = (y.float() * 2 - 1).view(-1, 1, 1, 1)
-    best = logistic_loss(w, b, x - eps * s * (w / w.norm()).view(1, *SHAPE), y)
-    x_adv = APGD(BinaryLogistic(w, b), eps=eps, steps=100, norm="l2", seed=seed, stop_on_success=False)(x, y)
-    assert ((x_adv - x).flatten(1).norm(dim=1) <= eps + 1e-5).all()
-    got = logistic_loss(w, b, x_adv, y)
-    assert (got <= best + 1e-5).all()
-    torch.testing.assert_close(got, best, rtol=1e-4, atol=1e-6)
-
 
 # APGD-CE is tight on the confident model, as PGD is; APGD-T's targeted DLR loss is, per target,
 # a ratio with the pairwise margin z_y − z_t as numerator, so it is tight even at logit scale 1,
