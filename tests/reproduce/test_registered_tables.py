@@ -11,7 +11,7 @@ from robustlab.reproduce.harness import ordered
 
 TABLES = list_tables()
 #: known gaps, each a defect to fix in the registering module (strict: the test fails once it is fixed)
-KNOWN = {"table-6.9": "column mean_effective_rank (Fig. 6.6) is shown without the thesis's numbers"}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("table", [pytest.param(t, marks=pytest.mark.xfail(reason=KNOWN[t.name], strict=True))

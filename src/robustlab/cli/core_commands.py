@@ -36,6 +36,9 @@ def train(
     device: O.Device = None,
     regularizer: O.Regularizer = None,
     regularizer_coef: O.RegularizerCoef = None,
+    regularizer_option: O.RegularizerOption = None,
+    model_option: O.ModelOption = None,
+    weight_decay: O.WeightDecay = None,
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<dataset>-<model>-<method>-s<seed>)."),
     resume: O.Resume = False,
 ):
@@ -44,7 +47,8 @@ def train(
 
     overrides = O.training_overrides(epochs=epochs, batch_size=batch_size, lr=lr, eps=eps, alpha=alpha, steps=steps,
                                      replay=replay, width=width, seed=seed, data_dir=data_dir, device=device, regularizer=regularizer,
-                                     regularizer_coef=regularizer_coef,
+                                     regularizer_coef=regularizer_coef, regularizer_option=regularizer_option,
+                                     model_option=model_option, weight_decay=weight_decay,
                                      model=model, dataset=dataset, method=method, norm=norm)
     cfg = preset(scale, **overrides)
     _check_names(cfg)
@@ -59,10 +63,15 @@ def train(
 def _check_names(cfg) -> None:
     """Fail fast, before loading data, on names no registry knows."""
     from ..core.data.datasets import check_dataset_name
+    from ..core.errors import ConfigError
     from ..core.models import model_spec
     from ..core.train import get_method
 
-    model_spec(cfg.model)
+    spec = model_spec(cfg.model)
+    unknown = sorted(set(cfg.model_options) - set(spec.options))
+    if unknown:
+        raise ConfigError(f"model {cfg.model!r} takes no option {', '.join(unknown)} (its options: "
+                          f"{', '.join(sorted(spec.options)) or 'none'})")
     check_dataset_name(cfg.dataset)
     get_method(cfg.method, cfg)
 

@@ -87,14 +87,38 @@ Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its l
 Regularizer = Annotated[Optional[str], typer.Option(
     help="A registered regulariser added to the method's loss, e.g. norm-bias (thesis eq. 6.3).")]
 RegularizerCoef = Annotated[Optional[float], typer.Option(help="Weight of --regularizer's term.")]
+RegularizerOption = Annotated[Optional[list[str]], typer.Option(
+    "--regularizer-option", help="KEY=VALUE option of --regularizer (repeatable), e.g. mu2=2500 or mu2=auto "
+                                 "(norm-bias: μ² from a weight-decay pilot run, thesis §6.3).")]
+ModelOption = Annotated[Optional[list[str]], typer.Option(
+    "--model-option", help="KEY=VALUE registry option of --model (repeatable), e.g. depth=4, bias_init=shift, "
+                           "skip=false (`robustlab models` lists them).")]
+WeightDecay = Annotated[Optional[float], typer.Option(help="SGD weight decay (0 to train with --regularizer alone).")]
+
+
+def parse_key_values(items: list[str] | None, flag: str) -> dict:
+    """``["depth=4", "skip=false"]`` → ``{"depth": 4, "skip": False}`` (values read as YAML scalars)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = parsed if isinstance(parsed, (int, float, bool, str)) else value
+    return out
 
 
 def training_overrides(*, epochs=None, batch_size=None, lr=None, eps=None, alpha=None, steps=None, replay=None,
                        width=None, seed=None, data_dir=None, device=None, regularizer=None, regularizer_coef=None,
-                       **more) -> dict:
+                       regularizer_option=None, model_option=None, **more) -> dict:
     """The TrainConfig overrides the shared training flags ask for (unset flags left out)."""
     flags = dict(epochs=epochs, batch_size=batch_size, lr=lr, eps=parse_number(eps, "eps"),
                  alpha=parse_number(alpha, "alpha"), steps=steps, replay=replay, model_width=width, seed=seed,
                  data_dir=str(data_dir) if data_dir else None, device=device, regularizer=regularizer,
-                 regularizer_coef=regularizer_coef, **more)
+                 regularizer_coef=regularizer_coef,
+                 regularizer_options=parse_key_values(regularizer_option, "regularizer-option") or None,
+                 model_options=parse_key_values(model_option, "model-option") or None, **more)
     return {k: v for k, v in flags.items() if v is not None}

@@ -10,6 +10,9 @@ biases included) or only weight matrices/filters (``params="weights"``).
 
 μ by the thesis's heuristic: train with weight decay, record the final parameter norm, set μ
 "slightly higher" (:func:`mu2_from_norm`; the factor 1.05 is ours, the thesis gives none).
+``regularizer_options={"mu2": "auto"}`` runs the heuristic inside ``train_run``
+(:func:`resolve_auto_mu2`): a pilot run with weight decay in ``<out>/mu2-pilot``, then the run
+itself with μ² = (factor · pilot norm)², recorded in its config.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..core.train.regularizers import register_regularizer
+from ..core.train.regularizers import register_regularizer, register_regularizer_resolver
 from .registry import register_probe
 
 PARAM_SETS = ("all", "weights")
@@ -77,7 +80,44 @@ def normbias_probe(model: nn.Module, data=None, mu2: float | None = None, params
             "n_params": sum(p.numel() for p in select_parameters(model, params))}
 
 
-NORM_BIAS_OPTIONS = ("mu2", "params")
+NORM_BIAS_OPTIONS = ("mu2", "params", "mu_factor", "mu2_auto")
+PILOT_DIR = "mu2-pilot"
+
+
+def _pilot_config(cfg):
+    """The heuristic's weight-decay run: the same run without norm-bias, with the run's own weight
+    decay, or (when the run has none) weight decay = the norm-bias coefficient (R_0 ≡ weight decay)."""
+    wd = cfg.weight_decay if cfg.weight_decay > 0 else cfg.regularizer_coef
+    if wd <= 0:
+        raise ConfigError("mu2=auto needs weight decay or a norm-bias coefficient > 0 for its pilot run; "
+                          "pass --weight-decay or --regularizer-coef")
+    return cfg.replace(regularizer=None, regularizer_coef=0.0, regularizer_options={}, weight_decay=wd)
+
+
+@register_regularizer_resolver("norm-bias")
+def resolve_auto_mu2(cfg, out_dir, progress: bool = False):
+    """``mu2=auto`` → μ² = (mu_factor · ‖φ_WD‖)², ‖φ_WD‖ the norm after the pilot weight-decay run
+    (thesis §6.3); the pilot is trained once into ``<out_dir>/mu2-pilot`` and reused on resume."""
+    from pathlib import Path
+
+    from ..core.models import load_model
+    from ..core.train.loop import CHECKPOINT, FINAL
+    from ..core.train.run import train_run
+
+    opts = dict(cfg.regularizer_options or {})
+    if opts.get("mu2") != "auto":
+        return cfg
+    factor = float(opts.get("mu_factor", MU_RAISE))
+    pilot = _pilot_config(cfg)
+    pilot_dir = Path(out_dir) / PILOT_DIR
+    if (pilot_dir / FINAL).exists():
+        model, _ = load_model(pilot_dir / FINAL)
+    else:
+        model, _, _ = train_run(pilot, pilot_dir, resume=(pilot_dir / CHECKPOINT).exists(), progress=progress)
+    norm = parameter_norm(model, opts.get("params", "all"))
+    record = {"pilot": str(pilot_dir), "pilot_weight_decay": pilot.weight_decay, "pilot_norm": norm,
+              "factor": factor}
+    return cfg.replace(regularizer_options={**opts, "mu2": mu2_from_norm(norm, factor), "mu2_auto": record})
 
 
 @register_regularizer("norm-bias")
@@ -88,4 +128,12 @@ def norm_bias_regularizer(module: nn.Module, cfg) -> torch.Tensor:
     unknown = sorted(set(opts) - set(NORM_BIAS_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown norm-bias option(s) {', '.join(unknown)}; use {', '.join(NORM_BIAS_OPTIONS)}")
-    return norm_bias_term(module, float(opts.get("mu2", 0.0)), opts.get("params", "all"))
+    mu2 = opts.get("mu2", 0.0)
+    if mu2 == "auto":
+        raise ConfigError("norm-bias mu2=auto is chosen by a pilot run inside `robustlab train` (train_run); "
+                          "a bare fit needs a number")
+    try:
+        mu2 = float(mu2)
+    except (TypeError, ValueError):
+        raise ConfigError(f"norm-bias mu2 must be a number or auto, got {mu2!r}") from None
+    return norm_bias_term(module, mu2, opts.get("params", "all"))

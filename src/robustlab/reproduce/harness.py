@@ -96,7 +96,9 @@ def train_or_reuse(ctx: Context, run: Run) -> TrainedModel:
     from ..core.train import train_run
 
     cfg = resolve_config(ctx.table, run, ctx.scale, ctx.seed, ctx.device, ctx.data_dir)
-    ident = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "data_dir")}
+    # fields at their defaults that older caches predate stay out, so those caches keep their hashes
+    ident = {k: v for k, v in cfg.to_dict().items()
+             if k not in ("device", "data_dir") and not (k == "model_options" and not v)}
     teacher = None
     if _needs_teacher(run.method):
         if not run.teacher:

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .architectures import WideResNet, _normalize
+from .architectures import _NORMALIZE, WideResNet, _image_and_size, _normalize
 from .registry import register_model
+
+_SHAPES = ((3, 32, 32), (1, 8, 8))   # CIFAR (the thesis's), digits (tiny scale)
 
 
 # ---------------------------------------------------------------- DenseNet-BC-40 (Huang et al.)
@@ -66,7 +68,8 @@ class DenseNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model("densenet40", "DenseNet-BC-40, growth 12 (thesis §6.3, the authors' densenet_cifar)")
+@register_model("densenet40", "DenseNet-BC-40, growth 12 (thesis §6.3, the authors' densenet_cifar)",
+                input_shapes=_SHAPES, options={"growth": "growth rate (default 12)", **_NORMALIZE})
 def densenet40(num_classes=10, in_channels=3, growth=12, mean=None, std=None):
     return DenseNet((6, 6, 6), growth, num_classes, in_channels, mean, std)
 
@@ -124,16 +127,21 @@ class FixupResNet(nn.Module):
         return self.fc(out + self.bias2)
 
 
-@register_model("fixup-resnet20", "ResNet-20 with Fixup initialisation, no batch norm (thesis §6.3)")
+@register_model("fixup-resnet20", "ResNet-20 with Fixup initialisation, no batch norm (thesis §6.3)",
+                input_shapes=_SHAPES, options=dict(_NORMALIZE))
 def fixup_resnet20(num_classes=10, in_channels=3, mean=None, std=None):
     return FixupResNet((3, 3, 3), num_classes, in_channels, mean, std)
 
 
 # ---------------------------------------------------------------- NTK study networks (§6.4)
-@register_model("convnet6", "6-layer ConvNet of the NTK study: 5 convs (w,2w,2w,4w,4w) + linear (thesis §6.4)")
-def convnet6(num_classes=10, in_channels=3, width=16, image_size=32, pool=3, mean=None, std=None):
+@register_model("convnet6", "6-layer ConvNet of the NTK study: 5 convs (w,2w,2w,4w,4w) + linear (thesis §6.4)",
+                input_shapes=((3, 32, 32), (1, 8, 8)), input_args=_image_and_size,
+                options={"width": "channels of the first conv (default 16)",
+                         "pool": "max-pool size after convs 3 and 4 (3 for 32x32, 2 for 8x8)", **_NORMALIZE})
+def convnet6(num_classes=10, in_channels=3, width=16, image_size=32, pool=None, mean=None, std=None):
     """Max-pooling by ``pool`` after the third and fourth convolutions, as in the authors' code
-    (3 for 32×32 CIFAR: a 3×3 map, Linear(36w → 10); use 2 on 8×8 digits)."""
+    (3 for 32×32 CIFAR: a 3×3 map, Linear(36w → 10); default 2 below 32×32, e.g. 8×8 digits)."""
+    pool = pool or (3 if image_size >= 32 else 2)
     side = image_size // pool // pool
     if side < 1:
         raise ConfigError(f"convnet6: {image_size}x{image_size} inputs vanish after two {pool}x{pool} poolings")
@@ -147,6 +155,9 @@ def convnet6(num_classes=10, in_channels=3, width=16, image_size=32, pool=3, mea
     return nn.Sequential(*layers)
 
 
-@register_model("wrn-16", "WideResNet-16-k of the NTK study, optionally without batch norm or skips (§6.4)")
+@register_model("wrn-16", "WideResNet-16-k of the NTK study, optionally without batch norm or skips (§6.4)",
+                input_shapes=_SHAPES, options={"widen": "widening factor k (default 4)",
+                                               "batch_norm": "batch norm layers (default on)",
+                                               "skip": "residual connections (default on)", **_NORMALIZE})
 def wrn_16(num_classes=10, in_channels=3, widen=4, batch_norm=True, skip=True, mean=None, std=None):
     return WideResNet(16, widen, num_classes, in_channels, mean, std, batch_norm=batch_norm, skip=skip)

@@ -37,6 +37,7 @@ class TrainConfig:
     replay: int = 4                 # free adversarial training's minibatch replay m
     augment: bool | str | None = None  # None: the dataset decides; or none/flip/crop/crop+flip
     model_width: int | None = None  # width override for small models (mlp, small-cnn)
+    model_options: dict = field(default_factory=dict)  # the model registry's options (depth, bias_init, skip, ...)
     sync_bn: bool = False           # convert batch norm to SyncBatchNorm under DDP
     optimizer: str = "sgd"          # sgd (thesis §4.7) or adam (meta-learning, Ch. 5)
     regularizer: str | None = None  # a registered regulariser added to every method's loss (e.g. norm-bias)

@@ -14,6 +14,7 @@ from ..models import build_model
 from ..evaluate.common import predict
 from .config import TrainConfig
 from .loop import CHECKPOINT, FINAL, FitResult, fit
+from .regularizers import resolve_regularizer
 
 
 class RunExistsError(UserError):
@@ -35,9 +36,10 @@ def train_run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, pr
     """Train ``cfg`` into ``out_dir``; returns (model, fit result, summary written to results.json)."""
     out = Path(out_dir)
     check_out_dir(out, resume)
+    cfg = resolve_regularizer(cfg, out, progress)
     data = get_dataset(cfg.dataset, cfg.data_dir)
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
-    model = build_model(cfg.model, data.num_classes, data.input_shape, cfg.model_width)
+    model = build_model(cfg.model, data.num_classes, data.input_shape, cfg.model_width, cfg.model_options)
     augment = data.augment if cfg.augment is None else cfg.augment
     batches = TensorBatches(data.x_train, data.y_train, cfg.batch_size, augment=augment,
                             rank=D.rank(), world=D.world_size(), seed=cfg.seed)
