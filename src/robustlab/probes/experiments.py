@@ -18,7 +18,6 @@ from ..core.evaluate.common import predict
 from ..core.models import get_model
 from ..core.train import TrainConfig, fit
 from .minima import embed_linear, first_linear_inputs, minima_probe
-from .normbias import mu2_from_norm, parameter_norm
 from .ntk import empirical_ntk, kernel_change, sample_inputs
 
 CLAIM_LEMMA = ("Lemma-6.1 init stays at a suboptimal minimum (loss ≥ 2× default's after training, every ReLU "
@@ -27,8 +26,8 @@ CLAIM_BIAS = "Large-bias initialisations end at suboptimal points (loss ≥ 2× 
 CLAIM_SHARP = "Suboptimal points are sharper: λ_max after training above the default's (§6.2 remark)"
 CLAIM_WRN = "WRN correlation falls with width"
 CLAIM_RISES = "{}: correlation rises toward 1 with width"
-CLAIM_NB = "norm-bias ≥ weight decay"
-CLAIM_NB_NORM = "norm-bias ends at a larger parameter norm than weight decay"
+CLAIM_PARAM_FALLS = ("The relative parameter change falls with width for the MLPs and the ConvNet "
+                     "(Fig. 6.1d / 6.4)")
 CLAIM_RANK_CONTROL = "RankMin lowers and RankMax raises effective rank (Fig. 6.6)"
 CLAIM_RANK_ROBUST = ("Rank does not track robustness: RankMin is not more robust than RankMax (PGD-20, larger ε, "
                      "1-point allowance)")
@@ -165,47 +164,14 @@ def figure_6_1(seed: int = 0, families=("mlp-2", "mlp-4", "convnet6", "wrn-16"),
     for f in ("mlp-2", "convnet6"):
         if f in corr:
             claims[CLAIM_RISES.format(f)] = corr[f][-1] > corr[f][0]
+    simple = [f for f in ("mlp-2", "mlp-4", "convnet6") if f in corr]
+    if simple:
+        change = {f: [r["param_relative_change"] for r in rows if r["family"] == f] for f in simple}
+        claims[CLAIM_PARAM_FALLS] = all(c[-1] < c[0] for c in change.values())
     return {"rows": rows, "claims": claims, "settings": {**TINY_NTK, **overrides, "seed": seed},
             "thesis": "Fig. 6.1: correlation rises with width for MLPs and the ConvNet and falls for WideResNet; "
                       "Fig. 6.5: without BN or without skips the WRN trend is flat.",
             "note": "Tiny scale: 8x8 digits, 5 epochs, three widths per family (thesis: CIFAR-10, 150+ epochs)."}
-
-
-# ---------------------------------------------------------------- norm-bias vs weight decay (Tables 6.5–6.7)
-THESIS_6_6_MLP = {"none": 58.88, "weight-decay": 58.95, "norm-bias": 59.13}
-TINY_NB = dict(width=64, depth=4, epochs=20, lr=0.05, momentum=0.9, batch_size=64, weight_decay=5e-4,
-               coef=5e-4, runs=3)
-
-
-def table_6_6_mlp(seed: int = 0, **overrides) -> dict:
-    """Table 6.6's MLP row: no regularisation vs weight decay vs norm-bias with μ from the heuristic
-    (weight-decay run's final norm × 1.05), mean test accuracy over ``runs`` seeds."""
-    s = {**TINY_NB, **overrides}
-    data = get_dataset("digits")
-    accs = {"none": [], "weight-decay": [], "norm-bias": []}
-    norms = {k: [] for k in accs}
-    for r in range(s["runs"]):
-        for kind in accs:
-            torch.manual_seed(seed + r)
-            net = get_model("mlp", in_channels=1, image_size=8, width=s["width"], depth=s["depth"])
-            cfg = dict(epochs=s["epochs"], lr=s["lr"], momentum=s["momentum"], batch_size=s["batch_size"],
-                       milestones=(int(s["epochs"] * 0.75),), weight_decay=s["weight_decay"] if kind == "weight-decay" else 0.0)
-            if kind == "norm-bias":
-                cfg.update(regularizer="norm-bias", regularizer_coef=s["coef"],
-                           regularizer_options={"mu2": mu2_from_norm(norms["weight-decay"][-1])})
-            c = TrainConfig(model="mlp", dataset="digits", method="natural", seed=seed + r, **cfg)
-            fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False)
-            accs[kind].append(float((predict(net, data.x_test) == data.y_test).float().mean()))
-            norms[kind].append(parameter_norm(net))
-    mean = {k: sum(v) / len(v) for k, v in accs.items()}
-    se = {k: (torch.tensor(v).std().item() / len(v) ** 0.5 if len(v) > 1 else float("nan")) for k, v in accs.items()}
-    rows = [{"regulariser": k, "test_acc_mean": mean[k], "test_acc_se": se[k], "param_norm_mean": sum(norms[k]) / len(norms[k]),
-             "thesis": THESIS_6_6_MLP[k]} for k in accs]
-    return {"rows": rows, "claims": {CLAIM_NB: mean["norm-bias"] >= mean["weight-decay"],
-                                     CLAIM_NB_NORM:
-                                         rows[2]["param_norm_mean"] > rows[1]["param_norm_mean"]},
-            "settings": {**s, "seed": seed}, "note": "Tiny scale: digits, 4-layer MLP width 64 (thesis: CIFAR-10, "
-                                                     "width 2048, 300 epochs, 10 runs)."}
 
 
 # ---------------------------------------------------------------- RankMin / RankMax (Table 6.9, Fig. 6.6)

@@ -81,3 +81,27 @@ def write_probe_report(name: str, result: dict, out_dir: str | Path, meta: dict)
     if figure(name, result, out / f"{name}.png"):
         paths["png"] = out / f"{name}.png"
     return paths
+
+
+def panels_figure(panels: list[dict], path: Path, title: str = "") -> Path:
+    """Side-by-side line plots, one per panel ``{"title", "x", "log_x", "series": {label: (xs, ys)}}``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        for label, (xs, ys) in p["series"].items():
+            ax.plot(xs, ys, "o-", ms=3, label=label)
+        ax.set_xlabel(p["x"])
+        ax.set_title(p["title"])
+        if p.get("log_x"):
+            ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path

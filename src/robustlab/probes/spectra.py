@@ -218,13 +218,16 @@ def layer_record(name: str, layer: nn.Module, input_size: tuple) -> dict:
 
 
 @torch.no_grad()
-def project_network(model: nn.Module, x: torch.Tensor, mode: str, value: float, **select) -> list[dict]:
+def project_network(model: nn.Module, x: torch.Tensor, mode: str, value: float, skip_small: bool = False,
+                    **select) -> list[dict]:
     """RankMin (``mode="min"``, zero σ < value) or RankMax (``"max"``, clip σ > value) on every
     selected layer, in place; returns per-layer effective rank before and after, re-measured on the
     real operator (stride included) after the filter was cropped back to k×k.
 
     A strided convolution is projected through its stride-1 operator at its input size (as in the
     authors' code and Sedghi et al.); the spectrum reported after the projection is the strided one.
+    A filter larger than its map cannot be cropped back from the map's operator: an error, or with
+    ``skip_small`` the layer is left as it is and reported with ``"skipped": True``.
     """
     maps = {"min": rank_min_map, "max": rank_max_map}
     if mode not in maps:
@@ -233,6 +236,11 @@ def project_network(model: nn.Module, x: torch.Tensor, mode: str, value: float, 
     report = []
     for name, layer, size in selected_layers(model, x, **select):
         before = effective_rank(layer_singular_values(layer, size))
+        if skip_small and isinstance(layer, nn.Conv2d) and (size[0] < layer.kernel_size[0] or
+                                                            size[1] < layer.kernel_size[1]):
+            report.append({"name": name, "effective_rank_before": before, "effective_rank_after": before,
+                           "skipped": True})
+            continue
         if isinstance(layer, nn.Linear):
             layer.weight.copy_(project_matrix_spectrum(layer.weight, sigma_map))
         else:

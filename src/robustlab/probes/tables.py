@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Callable
 
 from ..reproduce import Claim, Measure, Run, Table, register_measurement, register_table
+from ..reproduce.table import NotTestable
 from . import experiments as E
+from . import experiments_extra as X
 
 PAPER_NOTE = ("Tiny scale only in the harness (digits); paper-scale CIFAR runs use the same probes and "
               "models with the thesis's settings (docs/probes.md) but are not automated here.")
@@ -42,10 +44,20 @@ def probe_extra(ctx, columns=(), why="") -> dict:
     return {"columns": list(columns), "why": why, "rows": rows}
 
 
-def _study(fn: Callable[..., dict]):
+def _study(fn: Callable[..., dict], key: dict | None = None, takes_cache: bool = False):
+    """The hidden run: ``fn(seed=...)``, cached as JSON in the harness's cache directory under ``key``
+    (default: the table's name), so tables that show the same study (Figures 6.1, 6.3, 6.4) run it once."""
     def produce(ctx, run):
-        return fn(seed=ctx.seed)
+        cache = ctx.cache_dir / "probes"
+        kw = {"cache": cache} if takes_cache else {}
+        return X.cached(cache, {**(key or {"table": ctx.table.name}), "seed": ctx.seed},
+                        lambda: fn(seed=ctx.seed, **kw))
     return produce
+
+
+def _verdict(value):
+    """A study's verdict: a bool, or ``{"not_testable": reason}`` (JSON-cached) → :class:`NotTestable`."""
+    return NotTestable(value["not_testable"]) if isinstance(value, dict) else value
 
 
 def _row(pick: Callable[[dict, str], dict]):
@@ -55,15 +67,15 @@ def _row(pick: Callable[[dict, str], dict]):
 
 
 def _table(name: str, title: str, fn, rows: list[tuple[str, str, dict]], pick, columns, claims, units="", notes=(),
-           extra=(), extra_why=""):
-    runs = (Run("study", "experiment", produce=_study(fn), row=False),) + tuple(
+           extra=(), extra_why="", key=None, takes_cache=False, figure=False):
+    runs = (Run("study", "experiment", produce=_study(fn, key, takes_cache), row=False),) + tuple(
         Run(key, label, produce=_row(pick), uses=("study",), thesis=thesis) for key, label, thesis in rows)
     measures = (Measure("probe-row"),) + ((Measure("probe-extra", {"all": {"columns": tuple(extra), "why": extra_why}}),)
-                                          if extra else ())
+                                          if extra else ()) + ((Measure("probe-figure"),) if figure else ())
     register_table(Table(
         name, title, chapter=6, runs=runs, columns=tuple(columns), units=units, scales=("tiny",),
         measures=measures, notes=tuple(notes) + (PAPER_NOTE,),
-        claims=tuple(Claim(text, (lambda r, t=text: r["study"]["claims"][t])) for text in claims)))
+        claims=tuple(Claim(text, (lambda r, t=text: _verdict(r["study"]["claims"][t]))) for text in claims)))
 
 
 # ---------------------------------------------------------------- Table 6.1
@@ -90,22 +102,6 @@ _table("table-6.1", "Local minima of MLPs from various initialisations (loss, gr
               "momentum 0.4, weight decay 5e-4; 500 power iterations with a residual stop.",))
 
 
-# ---------------------------------------------------------------- Table 6.6 (MLP row)
-def _pick_6_6(study: dict, key: str) -> dict:
-    row = next(r for r in study["rows"] if r["regulariser"] == key)
-    return {"accuracy": 100 * row["test_acc_mean"], "se": {"accuracy": 100 * row["test_acc_se"]},
-            "param_norm": row["param_norm_mean"]}
-
-
-_table("table-6.6", "Norm-bias vs weight decay (4-layer MLP row)", E.table_6_6_mlp,
-       [(k, k, {"accuracy": v}) for k, v in E.THESIS_6_6_MLP.items()], _pick_6_6, ("accuracy",),
-       (E.CLAIM_NB, E.CLAIM_NB_NORM), units="%", extra=("param_norm",),
-       extra_why="Final parameter norm ‖φ‖₂ (the thesis quotes only Fixup ResNet-20's: 24.51 with weight decay, "
-                 "31.62 with norm-bias).",
-       notes=("Tiny: digits, 4-layer MLP width 64, 20 epochs, 3 seeds; μ from the heuristic (1.05 × the "
-              "weight-decay run's norm); norm-bias coefficient 5e-4.",))
-
-
 # ---------------------------------------------------------------- Table 6.9 / Figure 6.6
 def _pick_6_9(study: dict, key: str) -> dict:
     row = next(r for r in study["rows"] if r["method"] == key)
@@ -128,7 +124,8 @@ _table("table-6.9", "RankMin / RankMax with an MLP (and Fig. 6.6's effective ran
 def _pick_ntk(study: dict, key: str) -> dict:
     fam, width = key.rsplit("@", 1)
     row = next(r for r in study["rows"] if r["family"] == fam and r["width"] == int(width))
-    return {k: row[k] for k in ("correlation", "relative_change", "param_relative_change", "test_acc", "params")}
+    out = {k: row[k] for k in ("correlation", "relative_change", "param_relative_change", "test_acc", "params")}
+    return {**out, "norm_relative_difference": abs(row["norm_after"] - row["norm_before"]) / row["norm_before"]}
 
 
 def _ntk_rows(families) -> list[tuple[str, str, dict]]:
@@ -137,10 +134,167 @@ def _ntk_rows(families) -> list[tuple[str, str, dict]]:
 
 _FIG_6_1 = ("mlp-2", "mlp-4", "convnet6", "wrn-16")
 _FIG_6_5 = ("wrn-16", "wrn-16-nobn", "wrn-16-noskip")
+_F61_KEY = {"figure_6_1": _FIG_6_1, **E.TINY_NTK, "widths": {f: E.NTK_FAMILIES[f][2] for f in _FIG_6_1}}
 _table("table-6.f1", "Figure 6.1: NTK change during training against width", lambda seed: E.figure_6_1(seed, _FIG_6_1),
        _ntk_rows(_FIG_6_1), _pick_ntk, ("correlation", "relative_change", "param_relative_change"),
        (E.CLAIM_WRN, E.CLAIM_RISES.format("mlp-2"), E.CLAIM_RISES.format("convnet6")), units="value",
-       notes=("The thesis gives Figure 6.1 as plots, not numbers: no thesis cells.",))
+       notes=("The thesis gives Figure 6.1 as plots, not numbers: no thesis cells.",), key=_F61_KEY)
 _table("table-6.f5", "Figure 6.5: NTK correlation of WideResNet without batch norm or skips",
        lambda seed: E.figure_6_1(seed, _FIG_6_5), _ntk_rows(_FIG_6_5), _pick_ntk, ("correlation", "relative_change"),
        (E.CLAIM_WRN,), units="value", notes=("The thesis gives Figure 6.5 as a plot, not numbers.",))
+
+
+# ---------------------------------------------------------------- figures drawn from a study (PNG beside the report)
+def _ntk_width_panels(study: dict, keys: tuple[str, ...]) -> list[dict]:
+    fams = sorted({r["family"] for r in study["rows"]}, key=[r["family"] for r in study["rows"]].index)
+    return [{"title": k, "x": "parameters", "log_x": True,
+             "series": {f: ([r["params"] for r in study["rows"] if r["family"] == f],
+                            [_ntk_value(r, k) for r in study["rows"] if r["family"] == f]) for f in fams}}
+            for k in keys]
+
+
+def _ntk_value(row: dict, key: str) -> float:
+    if key == "norm_relative_difference":
+        return abs(row["norm_after"] - row["norm_before"]) / row["norm_before"]
+    return row[key]
+
+
+def _epoch_panels(study: dict) -> list[dict]:
+    return [{"title": k, "x": "epoch", "log_x": False,
+             "series": {c["model"]: ([p["epoch"] for p in c["points"]], [p[k] for p in c["points"]])
+                        for c in study["curves"]}} for k in ("ntk_norm", "correlation", "param_norm")]
+
+
+_FIGURES = {
+    "table-6.f2": _epoch_panels,
+    "table-6.f3": lambda st: _ntk_width_panels(st, ("correlation", "norm_relative_difference")),
+    "table-6.f4": lambda st: _ntk_width_panels(st, ("test_acc", "param_relative_change")),
+}
+
+
+def _figure_report(value: dict, result: dict) -> list[str]:
+    return ["## Figure", "", f"![{value['title']}]({value['png']})", "",
+            "The plotted series are in results.json (`measurements.probe-figure.panels`)."]
+
+
+@register_measurement("probe-figure", per_run=False, report=_figure_report)
+def probe_figure(ctx) -> dict:
+    """Draw the table's figure (the thesis's panels, our tiny-scale data) as ``<table>.png`` in the output directory."""
+    from .report import panels_figure
+
+    panels = _FIGURES[ctx.table.name](ctx.artifacts["study"])
+    png = f"{ctx.table.name}.png"
+    panels_figure(panels, ctx.out_dir / png, ctx.table.title)
+    return {"png": png, "title": ctx.table.title, "panels": panels}
+
+
+# ---------------------------------------------------------------- Tables 6.2–6.4 (local minima)
+def _pick_minima(study: dict, key: str) -> dict:
+    row = next(r for r in study["rows"] if r["init"] == key)
+    return {k: row[k] for k in ("loss_init", "grad_init", "loss", "grad", "train_acc")}
+
+
+def _minima_thesis(thesis: dict) -> list[tuple[str, str, dict]]:
+    return [(k, k, dict(zip(("loss_init", "grad_init", "loss", "grad"), (*a, *b)))) for k, (a, b) in thesis.items()]
+
+
+_MIN_NOTE = ("Tiny: ResNet-18 width 4 / 4-layer MLP width 64 on digits, 30 epochs of SGD without momentum "
+             "(lr 0.01, batch 128, weight decay 5e-4); loss and full-dataset gradient norm of the training objective "
+             "in eval mode. The thesis's zero-init loss is ln 100 = 4.605 on CIFAR-100; ours is ln 10 = 2.303.")
+for _name, _title, _arch, _thesis, _c100 in (
+        ("table-6.2", "Local minima of ResNet-18 from various initialisations (CIFAR-10)", "resnet18", X.THESIS_6_2, False),
+        ("table-6.3", "Local minima of ResNet-18 from various initialisations (CIFAR-100)", "resnet18", X.THESIS_6_3, True),
+        ("table-6.4", "Local minima of the MLP from various initialisations (CIFAR-100)", "mlp", X.THESIS_6_4, True)):
+    _table(_name, _title, (lambda seed, cache, a=_arch, t=_thesis, c=_c100: X.local_minima_table(a, t, seed, c, cache)),
+           _minima_thesis(_thesis), _pick_minima, ("loss_init", "grad_init", "loss", "grad"),
+           (X.CLAIM_MIN_BAD, X.CLAIM_MIN_ZERO) + ((X.CLAIM_MIN_CIFAR100,) if _c100 else ()), units="value",
+           notes=(_MIN_NOTE,), extra=("train_acc",), extra_why="Training accuracy after training (fraction).",
+           takes_cache=True)
+
+
+# ---------------------------------------------------------------- Tables 6.5–6.7 (norm-bias)
+def _pick_nb(study: dict, key: str) -> dict:
+    row = next(r for r in study["rows"] if r["model"] == key)
+    return {**{k: 100 * row[k]["acc"] for k in X.REGIMES}, "se": {k: 100 * row[k]["se"] for k in X.REGIMES},
+            **{f"norm {k}": row[k]["norm"] for k in X.REGIMES}}
+
+
+_NB_CLAIMS = (X.CLAIM_WD_HELPS, X.CLAIM_NB_BEATS, X.CLAIM_NB_LARGER)
+_NB_NOTE = ("Tiny: digits; ResNet-18 width 4, DenseNet-40 growth 4, MobileNetV2 ×0.125, Fixup ResNet-20, MLP 4×64; "
+            "6 epochs × 2 seeds for the convolutional models, 20 epochs × 3 seeds for the MLP; SGD lr 0.05, momentum "
+            "0.9; weight decay 5e-4; norm-bias coefficient 5e-4 with μ² = (1.05 × the weight-decay run's norm)². "
+            "± is one standard error over the seeds.")
+for _name, _title, _thesis, _norm, _c100 in (
+        ("table-6.5", "Norm-bias vs weight decay on non-normalized data (CIFAR-10)", X.THESIS_6_5, False, False),
+        ("table-6.6", "Norm-bias vs weight decay on normalized data (CIFAR-10)", X.THESIS_6_6, True, False),
+        ("table-6.7", "Norm-bias vs weight decay on normalized CIFAR-100", X.THESIS_6_7, True, True)):
+    _claims = _NB_CLAIMS + ((X.CLAIM_FIXUP,) if "fixup-resnet20" in _thesis else ())
+    _table(_name, _title, (lambda seed, cache, t=tuple(_thesis), n=_norm, c=_c100: X.norm_bias_table(t, seed, n, c, cache)),
+           [(m, m, dict(zip(X.REGIMES, v))) for m, v in _thesis.items()], _pick_nb, X.REGIMES,
+           tuple(f"{c} (CIFAR-100)" for c in _claims) if _c100 else _claims, units="%", notes=(_NB_NOTE,),
+           extra=tuple(f"norm {k}" for k in X.REGIMES), extra_why="Final parameter norms ‖φ‖₂ (the thesis quotes only "
+           "Fixup ResNet-20's on CIFAR-10: 24.51 with weight decay, 31.62 with norm-bias).", takes_cache=True)
+
+
+# ---------------------------------------------------------------- Tables 6.8, 6.10 (RankMin / RankMax, ResNet-18)
+_RK_LABEL = {"natural": "Natural", "rankmax": "RankMax", "rankmin": "RankMin", "adversarial": "Adversarial",
+             "rankmaxadv": "RankMaxAdv", "rankminadv": "RankMinAdv"}
+
+
+def _pick_rank(study: dict, key: str) -> dict:
+    arch, method = key.split("/")
+    st = next(s for s in study["studies"] if s["arch"] == arch)
+    return dict(next(r for r in st["rows"] if r["method"] == method))
+
+
+def _rank_rows(thesis: dict, cols: tuple[str, ...]) -> list[tuple[str, str, dict]]:
+    return [(f"{a}/{m}", f"{'ResNet-18' if a == 'resnet18' else 'ResNet-18 w/o skips'} {_RK_LABEL[m]}",
+             dict(zip(cols, v))) for a, rows in thesis.items() for m, v in rows.items()]
+
+
+_RK_CLAIMS = (X.CLAIM_RK_CONTROL, X.CLAIM_RK_CLEAN, X.CLAIM_RK_ADV, X.CLAIM_RK_ADV_AT, X.CLAIM_RK_NOT_LOW,
+              X.CLAIM_RK_INIT)
+_RK_NOTE = ("Tiny: digits; ResNet-18 width 4 with and without skips, 10 epochs natural or PGD-7 adversarial "
+            "training (ε = 0.1, step ε/4), then 4 fine-tuning epochs (lr 0.005, ÷10 after the 3rd) with RankMin / "
+            "RankMax at every epoch end: RankMin zeroes σ below the 30% quantile, RankMax clips σ at the 90% quantile of "
+            "the network's convolution spectra (ours: the thesis gives no thresholds; first conv, shortcuts and "
+            "convolutions on maps smaller than their 3×3 filter — ResNet-18's last stages on 8×8 — are left out); robust_big / robust_small are PGD-20 at ε = 0.1 / 0.02 (step ε/4) "
+            "on 300 test images (thesis: 8/255, 1/255 on CIFAR).")
+_RK_WHY = ("Mean effective rank ‖σ‖₁/‖σ‖₂ of the studied convolutions; the thesis shows these only as Figure 6.6's "
+           "plot, without numbers.")
+_RK_COLS = ("clean", "robust_big", "robust_small")
+_table("table-6.8", "RankMin / RankMax with natural and adversarial training (ResNet-18, CIFAR-10)",
+       lambda seed, cache: X.rank_table(seed, False, cache), _rank_rows(X.THESIS_6_8, _RK_COLS), _pick_rank, _RK_COLS,
+       _RK_CLAIMS, units="%", notes=(_RK_NOTE,), extra=("mean_effective_rank", "train"), extra_why=_RK_WHY,
+       takes_cache=True)
+_table("table-6.10", "RankMin / RankMax with natural and adversarial training (ResNet-18, CIFAR-100)",
+       lambda seed, cache: X.rank_table(seed, True, cache), _rank_rows(X.THESIS_6_10, ("train",) + _RK_COLS),
+       _pick_rank, ("train",) + _RK_COLS, tuple(f"{c} (CIFAR-100)" for c in _RK_CLAIMS), units="%",
+       notes=(_RK_NOTE, "Our rows are the digits runs of table-6.8 (shared cache); CIFAR-100 is not available at "
+                        "tiny scale."), extra=("mean_effective_rank",), extra_why=_RK_WHY, takes_cache=True)
+
+
+# ---------------------------------------------------------------- Figures 6.2–6.4 (NTK during and after training)
+def _pick_epoch(study: dict, key: str) -> dict:
+    model, epoch = key.split("@")
+    p = next(p for p in next(c for c in study["curves"] if c["model"] == model)["points"] if p["epoch"] == int(epoch))
+    return {k: p[k] for k in ("ntk_norm", "correlation", "param_norm")}
+
+
+_table("table-6.f2", "Figure 6.2: NTK norm, correlation with the initial NTK and parameter norm during training",
+       X.figure_6_2, [(f"{m}@{e}", f"{m} epoch {e}", {}) for m, _, _ in X.FIG_6_2_MODELS
+                      for e in range(X.TINY_NTK_EPOCHS["epochs"] + 1)],
+       _pick_epoch, ("ntk_norm", "correlation", "param_norm"), (X.CLAIM_NTK_EARLY, X.CLAIM_NTK_SCALE), units="value",
+       notes=("The thesis gives Figure 6.2 as plots, not numbers. Tiny: digits, 2-layer MLP width 64, ConvNet6 "
+              "width 8, WRN-16-2; SGD lr 0.01, momentum 0.9, weight decay 5e-4, 6 epochs; NTK on 25 training "
+              "images after every epoch.",), figure=True)
+_table("table-6.f3", "Figure 6.3: NTK correlation and relative difference of NTK norms against width",
+       lambda seed: E.figure_6_1(seed, _FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk,
+       ("correlation", "norm_relative_difference"), (E.CLAIM_WRN, E.CLAIM_RISES.format("mlp-2")), units="value",
+       notes=("The thesis gives Figure 6.3 as plots, not numbers; the runs are Figure 6.1's (shared cache).",),
+       key=_F61_KEY, figure=True)
+_table("table-6.f4", "Figure 6.4: test accuracy and relative parameter change against width",
+       lambda seed: E.figure_6_1(seed, _FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk, ("test_acc", "param_relative_change"),
+       (E.CLAIM_PARAM_FALLS,), units="value",
+       notes=("The thesis gives Figure 6.4 as plots, not numbers; the runs are Figure 6.1's (shared cache).",),
+       key=_F61_KEY, figure=True)

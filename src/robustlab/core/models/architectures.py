@@ -127,7 +127,9 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18", "CIFAR ResNet18 (thesis §4.3 teacher)", input_shapes=(_CIFAR,),
-                options={"skip": "residual connections (default on; off for Ch. 6)", **_NORMALIZE},
+                options={"skip": "residual connections (default on; off for Ch. 6)",
+                         "width": "channels of the first stage (default 64; narrower for Ch. 6's tiny runs)",
+                         **_NORMALIZE},
                 thesis_params=11.2e6, thesis_madds=1.1e9)
 def resnet18(num_classes=10, in_channels=3, width=64, mean=None, std=None, skip=True):
     return ResNet((2, 2, 2, 2), num_classes, in_channels, width, mean, std, skip)
@@ -224,18 +226,23 @@ class MobileNetV2(nn.Module):
     # (expansion, out channels, repeats, stride); strides of the first two stages are 1 for 32x32 inputs
     CFG = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
-    def __init__(self, num_classes=10, in_channels=3, mean=None, std=None, act=nn.ReLU, projection_shortcut=True):
+    def __init__(self, num_classes=10, in_channels=3, mean=None, std=None, act=nn.ReLU, projection_shortcut=True,
+                 width_mult=1.0):
         super().__init__()
         self.normalize = _normalize(in_channels, mean, std)
-        layers = [nn.Conv2d(in_channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), act(inplace=True)]
-        cin = 32
+
+        def w(c):   # every layer's channels scaled alike (1.0: the published network)
+            return max(4, int(round(c * width_mult)))
+
+        layers = [nn.Conv2d(in_channels, w(32), 3, 1, 1, bias=False), nn.BatchNorm2d(w(32)), act(inplace=True)]
+        cin = w(32)
         for t, c, n, s in self.CFG:
             for i in range(n):
-                layers.append(InvertedResidual(cin, c, t, s if i == 0 else 1, act, projection_shortcut))
-                cin = c
-        layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), act(inplace=True)]
+                layers.append(InvertedResidual(cin, w(c), t, s if i == 0 else 1, act, projection_shortcut))
+                cin = w(c)
+        layers += [nn.Conv2d(cin, w(1280), 1, bias=False), nn.BatchNorm2d(w(1280)), act(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(1280, num_classes)
+        self.classifier = nn.Linear(w(1280), num_classes)
 
     def forward(self, x):
         out = self.features(self.normalize(x))
@@ -243,10 +250,11 @@ class MobileNetV2(nn.Module):
 
 
 @register_model("mobilenetv2", "CIFAR MobileNetV2 as the thesis's authors trained it (ReLU, projection shortcuts; "
-                "thesis §4.3 student)", input_shapes=(_CIFAR,), options=dict(_NORMALIZE),
+                "thesis §4.3 student)", input_shapes=(_CIFAR,),
+                options={"width_mult": "channel multiplier (default 1.0; narrower for Ch. 6's tiny runs)", **_NORMALIZE},
                 thesis_params=2.3e6, thesis_madds=187e6)
-def mobilenetv2(num_classes=10, in_channels=3, mean=None, std=None):
-    return MobileNetV2(num_classes, in_channels, mean, std)
+def mobilenetv2(num_classes=10, in_channels=3, mean=None, std=None, width_mult=1.0):
+    return MobileNetV2(num_classes, in_channels, mean, std, width_mult=width_mult)
 
 
 @register_model("mobilenetv2-relu6", "CIFAR MobileNetV2 with ReLU6 and no projection shortcuts (torchvision-style "

@@ -1,0 +1,381 @@
+"""Chapter 6's remaining tables and figures at tiny scale (8×8 digits, one CPU thread, minutes):
+local minima of ResNet-18 / MLP (Tables 6.2–6.4), norm-bias against weight decay on every model
+(Tables 6.5–6.7), RankMin / RankMax with natural and 7-step PGD adversarial training (Tables 6.8,
+6.10) and the NTK during training epochs (Figure 6.2; Figures 6.3/6.4 read the Fig. 6.1 sweep).
+
+Every experiment returns ``{"rows": [...], "claims": {text: held | {"not_testable": reason}},
+"settings": {...}, "note": str}`` (JSON throughout, so studies can be cached), trains through the core loop (:func:`robustlab.core.train.fit`, norm-bias as the core
+regulariser, PGD-AT as the core method) and measures with the probes of this package. The tiny
+settings are ours; the thesis's are in docs/probes.md.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from ..core.data import TensorBatches, get_dataset
+from ..core.evaluate.common import predict
+from ..core.models import build_model
+from ..core.models.init import init_biases
+from ..core.train import TrainConfig, fit
+from .experiments import _robust_acc, _train
+from .minima import minima_probe
+from .normbias import mu2_from_norm, parameter_norm
+from .ntk import empirical_ntk, kernel_change, sample_inputs
+from .spectra import effective_rank, layer_singular_values, project_network, selected_layers
+
+DIGITS = (1, 8, 8)
+#: tiny-scale architectures (ours): the thesis's models, narrowed where they have a width
+TINY_ARCH = {"resnet18": {"width": 4}, "resnet18-noskip": {"width": 4, "skip": False},
+             "densenet40": {"growth": 4}, "mobilenetv2": {"width_mult": 0.125}, "fixup-resnet20": {}, "mlp": {"width": 64, "depth": 4}}
+
+
+def tiny_model(arch: str, normalized: bool = True, **extra) -> nn.Module:
+    """The tiny-scale version of ``arch`` for 8×8 digits; ``normalized=False`` makes its input layer
+    the identity (the thesis's "non-normalized data", Table 6.5)."""
+    opts = {**TINY_ARCH[arch], **extra}
+    if not normalized:
+        opts.update(mean=(0.0,), std=(1.0,))
+    return build_model(arch.replace("-noskip", ""), 10, DIGITS, options=opts)
+
+
+# ---------------------------------------------------------------- Tables 6.2–6.4: local minima
+THESIS_6_2 = {"default": ((2.30312, 0.05000), (0.00014, 0.01410)), "zero": ((2.30258, 0.00025), (2.30259, 0.00013)),
+              "bias+20": ((12.95754, 590.12170), (2.30658, 0.00004)),
+              "bias-U(-10,10)": ((12.96790, 214.68600), (2.30260, 0.00123)),
+              "bias-U(-50,50)": ((84.67800, 1190.23500), (2.30260, 0.00702))}
+THESIS_6_3 = {"default": ((4.60591, 0.02346), (0.00030, 0.00466)), "zero": ((4.60517, 0.00019), (4.60517, 0.00003)),
+              "bias+20": ((34.37053, 655.51569), (4.60517, 0.00015)),
+              "bias-U(-100,100)": ((178.74391, 2615.72534), (4.60517, 0.00003))}
+THESIS_6_4 = {"default": ((4.60670, 0.16154), (0.02579, 0.01482)), "zero": ((4.60517, 0.00019), (4.60517, 0.00011)),
+              "bias+10": ((15.77286, 359.65710), (4.60517, 0.00079)),
+              "bias-U(-5,5)": ((8.69149, 63.59983), (2.15917, 0.09718)),
+              "bias-U(-10,10)": ((13.02693, 158.78347), (2.58368, 0.09233))}
+CLAIM_MIN_BAD = "Every large-bias initialisation ends at a suboptimal point (final loss ≥ 10× the default's)"
+CLAIM_MIN_ZERO = "The zero initialisation stays at the trivial point: final loss within 1% of ln C"
+CLAIM_MIN_CIFAR100 = "The trends are not specific to CIFAR-10: they recur on CIFAR-100"
+NO_C100 = ("digits has 10 classes and no 100-class data set is bundled at tiny scale; the rows above test the "
+           "same initialisations on digits")
+TINY_MINIMA = dict(epochs=30, lr=0.01, weight_decay=5e-4, batch_size=128)
+
+
+def parse_init(row: str) -> tuple[str, float]:
+    """Row label → :func:`init_biases` mode and scale: ``bias+20`` → shift 20, ``bias-U(-50,50)`` → uniform 50."""
+    if row in ("default", "zero"):
+        return row, 0.0
+    if row.startswith("bias+"):
+        return "shift", float(row[5:])
+    return "uniform", float(row.split(",")[1].rstrip(")"))
+
+
+def minima_row(arch: str, row: str, seed: int = 0, **overrides) -> dict:
+    """Loss and full-dataset gradient norm at and after plain SGD (no momentum) from init ``row``."""
+    s = {**TINY_MINIMA, **overrides}
+    data = get_dataset("digits")
+    xy = (data.x_train, data.y_train)
+    torch.manual_seed(seed)
+    net = init_biases(tiny_model(arch), *parse_init(row))
+    before = minima_probe(net, xy, weight_decay=s["weight_decay"], eigen=False)
+    _train(net, *xy, seed, epochs=s["epochs"], lr=s["lr"], momentum=0.0, weight_decay=s["weight_decay"],
+           batch_size=s["batch_size"])
+    after = minima_probe(net, xy, weight_decay=s["weight_decay"], eigen=False)
+    return {"init": row, "loss_init": before["loss"], "grad_init": before["grad_norm"], "loss": after["loss"],
+            "grad": after["grad_norm"], "train_acc": float((predict(net, data.x_train) == data.y_train).float().mean())}
+
+
+def local_minima_table(arch: str, thesis: dict, seed: int = 0, cifar100: bool = False, cache=None,
+                       **overrides) -> dict:
+    """Tables 6.2 (ResNet-18, CIFAR-10), 6.3 (ResNet-18, CIFAR-100), 6.4 (MLP, CIFAR-100) on digits."""
+    rows = [cached(cache, {"minima_row": arch, "init": r, "seed": seed, "arch": TINY_ARCH[arch], **TINY_MINIMA,
+                           **overrides},
+                   lambda r=r: minima_row(arch, r, seed, **overrides)) for r in thesis]
+    by = {r["init"]: r for r in rows}
+    bad = [r for r in rows if r["init"].startswith("bias")]
+    ln_c = math.log(10)
+    claims = {CLAIM_MIN_BAD: all(r["loss"] >= 10 * by["default"]["loss"] for r in bad),
+              CLAIM_MIN_ZERO: abs(by["zero"]["loss"] - ln_c) <= 0.01 * ln_c}
+    if cifar100:
+        claims[CLAIM_MIN_CIFAR100] = {"not_testable": NO_C100}
+    return {"rows": rows, "claims": claims, "settings": {**TINY_MINIMA, **overrides, "seed": seed, "arch": arch,
+                                                         "model_options": TINY_ARCH[arch]},
+            "note": f"Tiny scale: digits, {arch} {TINY_ARCH[arch]}, SGD without momentum (thesis: vanilla gradient "
+                    "descent on CIFAR until convergence)."}
+
+
+# ---------------------------------------------------------------- Tables 6.5–6.7: norm-bias
+REGIMES = ("none", "weight-decay", "norm-bias")
+THESIS_6_5 = {"resnet18": (93.46, 94.06, 94.86), "densenet40": (89.26, 92.27, 92.49),
+              "mobilenetv2": (92.88, 92.88, 93.50)}
+THESIS_6_6 = {"resnet18": (93.40, 94.76, 94.99), "densenet40": (90.78, 92.26, 92.46),
+              "mobilenetv2": (92.84, 93.64, 93.64), "fixup-resnet20": (10.00, 91.42, 91.55), "mlp": (58.88, 58.95, 59.13)}
+THESIS_6_7 = {"resnet18": (71.73, 74.66, 75.90), "densenet40": (65.61, 68.98, 69.24),
+              "fixup-resnet20": (1.000, 65.08, 65.58)}
+SE_6_5 = {"resnet18": (0.05, 0.07, 0.05), "densenet40": (0.08, 0.06, 0.06), "mobilenetv2": (0.06, 0.09, 0.09)}
+CLAIM_WD_HELPS = "Weight decay is at least as good as no regularisation for every model"
+CLAIM_NB_BEATS = "Norm-bias (μ above the weight-decay norm) is at least as accurate as weight decay for every model"
+CLAIM_NB_LARGER = "Norm-bias ends at a larger parameter norm than weight decay for every model"
+CLAIM_FIXUP = "Fixup ResNet-20 trains poorly without explicit regularisation (weight decay ≥ none + 5 points)"
+TINY_NB_CONV = dict(epochs=6, lr=0.05, momentum=0.9, batch_size=64, weight_decay=5e-4, coef=5e-4, runs=2)
+TINY_NB_MLP = dict(epochs=20, lr=0.05, momentum=0.9, batch_size=64, weight_decay=5e-4, coef=5e-4, runs=3)
+
+
+def _fit_regime(arch: str, kind: str, normalized: bool, seed: int, s: dict, mu2: float | None):
+    data = get_dataset("digits")
+    torch.manual_seed(seed)
+    net = tiny_model(arch, normalized)
+    cfg = dict(epochs=s["epochs"], lr=s["lr"], momentum=s["momentum"], batch_size=s["batch_size"],
+               milestones=(max(1, int(s["epochs"] * 0.75)),),
+               weight_decay=s["weight_decay"] if kind == "weight-decay" else 0.0)
+    if kind == "norm-bias":
+        cfg.update(regularizer="norm-bias", regularizer_coef=s["coef"], regularizer_options={"mu2": mu2})
+    c = TrainConfig(model=arch, dataset="digits", method="natural", seed=seed, **cfg)
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False)
+    return float((predict(net, data.x_test) == data.y_test).float().mean()), parameter_norm(net)
+
+
+def norm_bias_row(arch: str, seed: int = 0, normalized: bool = True, **overrides) -> dict:
+    """One model's row of Tables 6.5–6.7: test accuracy (mean ± SE over ``runs`` seeds) and final norm with no
+    regularisation, weight decay, and norm-bias with μ² from that seed's weight-decay run (the §6.3 heuristic)."""
+    s = {**(TINY_NB_MLP if arch == "mlp" else TINY_NB_CONV), **overrides}
+    accs = {k: [] for k in REGIMES}
+    norms = {k: [] for k in REGIMES}
+    for r in range(s["runs"]):
+        for kind in REGIMES:
+            mu2 = mu2_from_norm(norms["weight-decay"][-1]) if kind == "norm-bias" else None
+            acc, norm = _fit_regime(arch, kind, normalized, seed + r, s, mu2)
+            accs[kind].append(acc)
+            norms[kind].append(norm)
+    out = {"model": arch, "settings": s}
+    for k in REGIMES:
+        n = len(accs[k])
+        mean = sum(accs[k]) / n
+        se = (sum((a - mean) ** 2 for a in accs[k]) / (n - 1)) ** 0.5 / n ** 0.5 if n > 1 else float("nan")
+        out[k] = {"acc": mean, "se": se, "norm": sum(norms[k]) / n}
+    return out
+
+
+def norm_bias_claims(rows: list[dict], fixup: bool = False) -> dict:
+    claims = {CLAIM_WD_HELPS: all(r["weight-decay"]["acc"] >= r["none"]["acc"] for r in rows),
+              CLAIM_NB_BEATS: all(r["norm-bias"]["acc"] >= r["weight-decay"]["acc"] for r in rows),
+              CLAIM_NB_LARGER: all(r["norm-bias"]["norm"] > r["weight-decay"]["norm"] for r in rows)}
+    if fixup:
+        f = next(r for r in rows if r["model"] == "fixup-resnet20")
+        claims[CLAIM_FIXUP] = f["weight-decay"]["acc"] >= f["none"]["acc"] + 0.05
+    return claims
+
+
+def norm_bias_table(models, seed: int = 0, normalized: bool = True, cifar100: bool = False, cache=None,
+                    **overrides) -> dict:
+    """Tables 6.5 (non-normalized data), 6.6 (normalized), 6.7 (CIFAR-100; digits here)."""
+    rows = [cached(cache, {"norm_bias_row": m, "seed": seed, "normalized": normalized, "arch": TINY_ARCH[m],
+                           **(TINY_NB_MLP if m == "mlp" else TINY_NB_CONV), **overrides},
+                   lambda m=m: norm_bias_row(m, seed, normalized, **overrides)) for m in models]
+    claims = norm_bias_claims(rows, fixup="fixup-resnet20" in models)
+    if cifar100:
+        claims = {f"{k} (CIFAR-100)": {"not_testable": NO_C100} for k in claims}
+    return {"rows": rows, "claims": claims, "settings": {"seed": seed, "normalized": normalized, **overrides,
+                                                         "arch": {m: TINY_ARCH[m] for m in models}},
+            "note": "Tiny scale: digits, narrowed models, a few epochs and 2–3 seeds (thesis: CIFAR, 300 epochs, "
+                    "10 runs); μ² = (1.05 × the weight-decay run's norm)²."}
+
+
+def cached(cache, key: dict, fn):
+    """``fn()``, stored as JSON under ``cache`` by a hash of ``key`` (tables that share a row compute it once)."""
+    if cache is None:
+        return fn()
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from ..core.io import write_json
+
+    path = Path(cache) / f"{hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    value = fn()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, value)
+    return value
+
+
+# ---------------------------------------------------------------- Tables 6.8, 6.10: RankMin / RankMax
+RANK_METHODS = ("natural", "rankmax", "rankmin", "adversarial", "rankmaxadv", "rankminadv")
+THESIS_6_8 = {"resnet18": {"natural": (94.66, 0.00, 31.98), "rankmax": (93.66, 0.00, 22.01),
+                           "rankmin": (94.44, 0.00, 31.53), "adversarial": (79.37, 35.38, 74.27),
+                           "rankmaxadv": (80.00, 35.55, 74.92), "rankminadv": (78.34, 33.68, 73.19)},
+              "resnet18-noskip": {"natural": (92.95, 0.01, 31.34), "rankmax": (91.71, 0.00, 18.81),
+                                  "rankmin": (92.42, 0.00, 30.37), "adversarial": (79.57, 35.95, 74.88),
+                                  "rankmaxadv": (79.43, 36.45, 74.87), "rankminadv": (78.52, 33.97, 73.64)}}
+THESIS_6_10 = {"resnet18": {"natural": (99.97, 73.08, 0.00, 17.5), "rankmax": (99.90, 72.67, 0.00, 16.95),
+                            "rankmin": (99.92, 72.57, 0.00, 17.63), "adversarial": (99.92, 50.88, 17.81, 45.99),
+                            "rankmaxadv": (99.73, 51.04, 16.80, 45.74), "rankminadv": (99.91, 50.22, 16.64, 45.03)},
+               "resnet18-noskip": {"natural": (99.96, 72.13, 0.01, 13.7), "rankmax": (99.82, 71.35, 0.04, 11.74),
+                                   "rankmin": (99.90, 71.28, 0.00, 13.53), "adversarial": (99.92, 50.47, 17.62, 45.18),
+                                   "rankmaxadv": (99.90, 50.93, 17.72, 45.78),
+                                   "rankminadv": (99.91, 49.37, 16.77, 44.41)}}
+CLAIM_RK_CONTROL = "RankMin lowers and RankMax raises the mean effective rank of the fine-tuned convolutions"
+CLAIM_RK_CLEAN = "RankMin and RankMax keep clean accuracy within 3 points of the model they fine-tune"
+CLAIM_RK_ADV = "Adversarially trained, RankMaxAdv is at least as robust (PGD-20, larger ε) as RankMinAdv"
+CLAIM_RK_ADV_AT = "Adversarially trained, RankMaxAdv is at least as robust (PGD-20, larger ε) as plain adversarial training"
+CLAIM_RK_NOT_LOW = ("Adversarial training does not imply low rank: the adversarially trained model's mean effective "
+                    "rank is at least 95% of the naturally trained one's")
+CLAIM_RK_INIT = "Initialisations are higher in effective rank than trained models (Fig. 6.6's black dots)"
+TINY_RANK_CNN = dict(epochs=10, lr=0.05, finetune_epochs=4, finetune_lr=0.005, batch_size=64, weight_decay=5e-4,
+                     q_min=0.3, q_max=0.9, eps=(0.1, 0.02), train_eps=0.1, train_steps=7, n_eval=300)
+
+
+def _conv_sigma_quantile(net: nn.Module, x: torch.Tensor, q: float) -> float:
+    """The ``q``-quantile of all singular values of the studied convolutions (one threshold for the network)."""
+    sig = torch.cat([layer_singular_values(layer, size).flatten() for _, layer, size in selected_layers(net, x)
+                     if _projectable(layer, size)])
+    return float(torch.quantile(sig.double(), q))
+
+
+def _projectable(layer: nn.Module, size: tuple) -> bool:
+    return size[0] >= layer.kernel_size[0] and size[1] >= layer.kernel_size[1]
+
+
+def mean_conv_rank(net: nn.Module, x: torch.Tensor) -> float:
+    """Mean effective rank of the studied convolutions that RankMin / RankMax can project (map ≥ filter:
+    on 8×8 digits, ResNet-18's stages at 8×8 and 4×4 and the strided entry of the 2×2 stage)."""
+    ranks = [effective_rank(layer_singular_values(layer, size)) for _, layer, size in selected_layers(net, x[:1])
+             if _projectable(layer, size)]
+    return sum(ranks) / len(ranks)
+
+
+def _rank_finetune(base: nn.Module, mode: str | None, data, s: dict, seed: int, adversarial: bool) -> nn.Module:
+    """Fine-tune a copy of ``base`` for ``finetune_epochs`` (lr ÷10 after the 3rd and 5th, §6.5.1), projecting
+    with RankMin / RankMax at every epoch end (``mode`` None: plain fine-tuning)."""
+    net = copy.deepcopy(base)
+    x1 = data.x_train[:1]
+    value = _conv_sigma_quantile(net, x1, s["q_" + mode]) if mode else None
+
+    def hook(m, epoch):
+        if mode:
+            project_network(m, x1, mode, value, skip_small=True)
+        return {}
+
+    c = TrainConfig(model="resnet18", dataset="digits", method="pgd-at" if adversarial else "natural",
+                    milestones=(3, 5), seed=seed, epochs=s["finetune_epochs"], lr=s["finetune_lr"],
+                    batch_size=s["batch_size"], weight_decay=s["weight_decay"], eps=s["train_eps"],
+                    alpha=s["train_eps"] / 4, steps=s["train_steps"])
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False, on_epoch_end=hook)
+    return net
+
+
+def _rank_base(arch: str, adversarial: bool, data, s: dict, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    net = tiny_model(arch)
+    c = TrainConfig(model="resnet18", dataset="digits", method="pgd-at" if adversarial else "natural", seed=seed,
+                    epochs=s["epochs"], lr=s["lr"], milestones=(int(s["epochs"] * 0.75),), batch_size=s["batch_size"],
+                    weight_decay=s["weight_decay"], eps=s["train_eps"], alpha=s["train_eps"] / 4, steps=s["train_steps"])
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False)
+    return net
+
+
+def _rank_row(net: nn.Module, method: str, data, s: dict, seed: int) -> dict:
+    xe, ye = data.x_test[: s["n_eval"]], data.y_test[: s["n_eval"]]
+    return {"method": method, "train": 100 * float((predict(net, data.x_train) == data.y_train).float().mean()),
+            "clean": 100 * float((predict(net, xe) == ye).float().mean()),
+            "robust_big": 100 * _robust_acc(net, xe, ye, s["eps"][0], seed),
+            "robust_small": 100 * _robust_acc(net, xe, ye, s["eps"][1], seed),
+            "mean_effective_rank": mean_conv_rank(net, data.x_train)}
+
+
+def rank_study(arch: str, seed: int = 0, **overrides) -> dict:
+    """Tables 6.8 / 6.10 for one architecture: natural and 7-step-PGD adversarial training, then plain,
+    RankMax and RankMin fine-tuning of each; accuracy, PGD-20 robustness at two radii, effective ranks."""
+    s = {**TINY_RANK_CNN, **overrides}
+    data = get_dataset("digits")
+    torch.manual_seed(seed)
+    init_rank = mean_conv_rank(tiny_model(arch), data.x_train)
+    rows = []
+    for adversarial, names in ((False, RANK_METHODS[:3]), (True, RANK_METHODS[3:])):
+        base = _rank_base(arch, adversarial, data, s, seed)
+        for name, mode in zip(names, (None, "max", "min")):
+            rows.append(_rank_row(_rank_finetune(base, mode, data, s, seed, adversarial), name, data, s, seed))
+    return {"arch": arch, "rows": rows, "init_mean_effective_rank": init_rank, "settings": {**s, "seed": seed}}
+
+
+def rank_claims(studies: list[dict]) -> dict:
+    ok = {k: True for k in (CLAIM_RK_CONTROL, CLAIM_RK_CLEAN, CLAIM_RK_ADV, CLAIM_RK_ADV_AT, CLAIM_RK_NOT_LOW,
+                            CLAIM_RK_INIT)}
+    for st in studies:
+        by = {r["method"]: r for r in st["rows"]}
+        rk = {k: r["mean_effective_rank"] for k, r in by.items()}
+        ok[CLAIM_RK_CONTROL] &= all(rk[b + "min" + a] < rk[base] < rk[b + "max" + a]
+                                    for base, b, a in (("natural", "rank", ""), ("adversarial", "rank", "adv")))
+        ok[CLAIM_RK_CLEAN] &= all(abs(by[m]["clean"] - by[base]["clean"]) <= 3 for base, ms in
+                                  (("natural", ("rankmax", "rankmin")), ("adversarial", ("rankmaxadv", "rankminadv")))
+                                  for m in ms)
+        ok[CLAIM_RK_ADV] &= by["rankmaxadv"]["robust_big"] >= by["rankminadv"]["robust_big"]
+        ok[CLAIM_RK_ADV_AT] &= by["rankmaxadv"]["robust_big"] >= by["adversarial"]["robust_big"]
+        ok[CLAIM_RK_NOT_LOW] &= rk["adversarial"] >= 0.95 * rk["natural"]
+        ok[CLAIM_RK_INIT] &= st["init_mean_effective_rank"] > rk["natural"]
+    return {k: bool(v) for k, v in ok.items()}
+
+
+def rank_table(seed: int = 0, cifar100: bool = False, cache=None, **overrides) -> dict:
+    """Tables 6.8 (CIFAR-10) and 6.10 (CIFAR-100; digits here): ResNet-18 with and without skips."""
+    key = {"seed": seed, **TINY_RANK_CNN, **overrides}
+    studies = [cached(cache, {"rank_study": a, "arch": TINY_ARCH[a], **key}, lambda a=a: rank_study(a, seed, **overrides))
+               for a in ("resnet18", "resnet18-noskip")]
+    claims = rank_claims(studies)
+    if cifar100:
+        claims = {f"{k} (CIFAR-100)": {"not_testable": NO_C100} for k in claims}
+    return {"studies": studies, "claims": claims, "settings": {**TINY_RANK_CNN, **overrides, "seed": seed},
+            "note": "Tiny scale: digits, ResNet-18 width 4 (with / without skips), PGD-7 adversarial training at "
+                    "ε = 0.1; RankMin zeroes σ below the 30% quantile and RankMax clips σ at the 90% quantile of "
+                    "the network's singular values (ours; the thesis gives no thresholds); robust columns are PGD-20 at ε = 0.1 and 0.02 (thesis: 8/255, 1/255)."}
+
+
+# ---------------------------------------------------------------- Figure 6.2: NTK during training
+TINY_NTK_EPOCHS = dict(epochs=6, lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=128, n_samples=25)
+FIG_6_2_MODELS = (("mlp-2", "mlp", {"width": 64, "depth": 2}), ("convnet6", "convnet6", {"width": 8}),
+                  ("wrn-16", "wrn-16", {"widen": 2}))
+CLAIM_NTK_EARLY = "Most of the NTK's change happens in the first epochs: half of the final correlation drop by epoch 2"
+CLAIM_NTK_SCALE = "The NTK norm changes more than its correlation with the initial kernel (mostly a rescaling)"
+
+
+def ntk_trajectory(label: str, arch: str, options: dict, seed: int = 0, **overrides) -> dict:
+    """Per epoch: NTK norm, correlation with the initial NTK, parameter norm (Figure 6.2)."""
+    s = {**TINY_NTK_EPOCHS, **overrides}
+    data = get_dataset("digits")
+    torch.manual_seed(seed)
+    net = build_model(arch, 10, DIGITS, options=options)
+    xs = sample_inputs(data.x_train, s["n_samples"], seed)
+    k0 = empirical_ntk(net, xs)
+    points = [{"epoch": 0, "ntk_norm": float(k0.norm()), "correlation": 1.0, "param_norm": parameter_norm(net)}]
+
+    def hook(m, epoch):
+        ch = kernel_change(k0, empirical_ntk(m, xs))
+        points.append({"epoch": epoch + 1, "ntk_norm": ch["norm_after"], "correlation": ch["correlation"],
+                       "param_norm": parameter_norm(m)})
+        return {}
+
+    c = TrainConfig(model=arch, dataset="digits", method="natural", milestones=(), seed=seed, epochs=s["epochs"],
+                    lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"], batch_size=s["batch_size"])
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False, on_epoch_end=hook)
+    return {"model": label, "points": points}
+
+
+def figure_6_2(seed: int = 0, **overrides) -> dict:
+    """Figure 6.2: NTK norm, correlation with the initial NTK and parameter norm over the training epochs."""
+    curves = [ntk_trajectory(label, arch, opts, seed, **overrides) for label, arch, opts in FIG_6_2_MODELS]
+
+    def early(c):
+        corr = [p["correlation"] for p in c["points"]]
+        return 1 - corr[min(2, len(corr) - 1)] >= 0.5 * (1 - corr[-1])
+
+    def scale(c):
+        p0, p1 = c["points"][0], c["points"][-1]
+        return abs(p1["ntk_norm"] / p0["ntk_norm"] - 1) > 1 - p1["correlation"]
+
+    return {"curves": curves, "claims": {CLAIM_NTK_EARLY: all(early(c) for c in curves),
+                                         CLAIM_NTK_SCALE: all(scale(c) for c in curves)},
+            "settings": {**TINY_NTK_EPOCHS, **overrides, "seed": seed},
+            "note": "Tiny scale: digits, 25 sampled training images, a few epochs (thesis: CIFAR-10)."}
+
