@@ -30,7 +30,8 @@ def _fmt_ours(ours: dict, col: str) -> str:
     scale = ours.get("display_scale", 100)   # fractions are shown in %; a measurement in other units sets 1
     scale = scale.get(col, 100) if isinstance(scale, dict) else scale
     se = ours.get("se", {}).get(col)
-    return f"{scale * v:.2f}" + (f" ± {scale * se:.2f}" if se is not None else "")
+    fmt = ours.get("display_format", ".2f")   # a measurement of small or wide-ranging numbers may ask for e.g. .4g
+    return f"{scale * v:{fmt}}" + (f" ± {scale * se:{fmt}}" if se is not None else "")
 
 
 def _fmt_thesis(thesis: dict, col: str) -> str:
