@@ -84,3 +84,20 @@ def test_probe_reports_and_regularizer_counted_once():
     b = hessian_probe(net, (x, y), regularizer=reg, iters=20, batch_size=7)
     for k in ("loss", "grad_norm", "lambda_max", "lambda_min"):
         assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_kept_first_order_graphs_give_the_explicit_hvp_and_are_rebuilt_after_a_step(keep):
+    net, x, y = _setup()
+    wd = 1e-2
+    obj = DatasetObjective(net, x, y, weight_decay=wd, batch_size=5, keep_graph=keep)
+    v = torch.randn(obj.dim, dtype=torch.float64)
+    for _ in range(2):   # the second product reuses the kept graphs
+        h, _, _ = _explicit(net, x, y, wd)
+        assert torch.allclose(obj.hvp(v), h @ v, atol=1e-10)
+    with torch.no_grad():   # an in-place update, as an optimiser step makes
+        for p in net.parameters():
+            p.mul_(1.1)
+    h, _, _ = _explicit(net, x, y, wd)
+    assert torch.allclose(obj.hvp(v), h @ v, atol=1e-10)
+    assert (obj._graphs is not None) == keep

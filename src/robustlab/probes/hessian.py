@@ -8,7 +8,11 @@ not once per batch (the authors' ``gradient_norm`` added weight decay once to a 
 gradients and then divided both by the number of batches, under-weighting weight decay by that
 factor). ``wd`` follows ``torch.optim.SGD``'s convention: it adds ``wd·φ`` to the gradient.
 
-Hessian–vector products use double backpropagation per batch. λ_max and λ_min come from power
+Hessian–vector products use double backpropagation per batch. The first-order graphs (the
+per-batch gradients built with ``create_graph``) are kept between products when they fit a memory
+budget (``keep_graph``), so each power-iteration step is one second-order backward pass instead
+of a forward, a backward and a second-order backward; they are rebuilt when a parameter changes
+in place (its version counter moves). λ_max and λ_min come from power
 iteration: first on H (its dominant eigenvalue, the largest in magnitude), then on the shifted
 operator H − |λ_dom|·I, whose dominant eigenvalue is λ_other − |λ_dom| (Table 6.1: 500 iterations
 of the power method on a shifted Hessian). Iteration stops early once the eigen-residual
@@ -48,7 +52,8 @@ class DatasetObjective:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, weight_decay: float = 0.0,
                  regularizer: Regularizer | None = None, batch_size: int = 1024,
-                 loss_fn: Callable = F.cross_entropy):
+                 loss_fn: Callable = F.cross_entropy, keep_graph: bool | None = None,
+                 graph_budget_bytes: float = 1e9):
         if y is None:
             raise ConfigError("the training objective needs labels: pass data as (x, y)")
         if batch_size < 1:
@@ -59,6 +64,9 @@ class DatasetObjective:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.dim = sum(p.numel() for p in self.params)
         self.device = _model_device(model)
+        self.keep_graph = keep_graph if keep_graph is not None else \
+            graph_bytes_estimate(model, x) <= graph_budget_bytes
+        self._graphs: tuple | None = None   # (parameter versions, [(grads, params) per batch and regulariser])
 
     def _batches(self):
         n = len(self.x)
@@ -109,27 +117,61 @@ class DatasetObjective:
         return total
 
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
-        """H·v for a flat vector ``v`` (double backprop, batch by batch)."""
+        """H·v for a flat vector ``v`` (double backprop, batch by batch; first-order graphs reused when kept)."""
         vs = self._split(v.to(self.device, self.params[0].dtype))
         total = torch.zeros(self.dim, device=self.device, dtype=self.params[0].dtype)
-        with eval_mode(self.model):
-            for xb, yb, w in self._batches():
-                total += self._hvp_of(self.loss_fn(self.model(xb), yb) * w, vs)
-            if self.regularizer is not None:
-                total += self._hvp_of(self.regularizer(self.model), vs)
+        for grads in self._first_order():
+            total += self._second_order(grads, vs)
         if self.weight_decay:
             total += self.weight_decay * v.to(total)
         return total
 
-    def _hvp_of(self, scalar: torch.Tensor, vs: list[torch.Tensor]) -> torch.Tensor:
+    def _first_order(self):
+        """Per batch (and for the regulariser) the gradient with its graph, as ``[(g, index of p)]``:
+        the kept list while no parameter changed, else built afresh (kept again when ``keep_graph``)."""
+        versions = tuple(p._version for p in self.params)
+        if self._graphs is not None and self._graphs[0] == versions:
+            return self._graphs[1]
+        if not self.keep_graph:
+            return self._build_graphs()   # one batch's graph alive at a time
+        graphs = list(self._build_graphs())
+        self._graphs = (versions, graphs)
+        return graphs
+
+    def _build_graphs(self) -> Iterator[list]:
+        with eval_mode(self.model):
+            for xb, yb, w in self._batches():
+                yield self._graph_of(self.loss_fn(self.model(xb), yb) * w)
+            if self.regularizer is not None:
+                yield self._graph_of(self.regularizer(self.model))
+
+    def _graph_of(self, scalar: torch.Tensor) -> list:
         grads = torch.autograd.grad(scalar, self.params, create_graph=True, allow_unused=True)
-        pairs = [(g, p, u) for g, p, u in zip(grads, self.params, vs) if g is not None and g.requires_grad]
+        return [(g, i) for i, g in enumerate(grads) if g is not None and g.requires_grad]
+
+    def _second_order(self, pairs: list, vs: list[torch.Tensor]) -> torch.Tensor:
         if not pairs:
             return torch.zeros(self.dim, device=self.device, dtype=self.params[0].dtype)
-        hv = torch.autograd.grad([g for g, _, _ in pairs], [p for _, p, _ in pairs],
-                                 grad_outputs=[u for _, _, u in pairs], allow_unused=True)
-        lookup = {id(p): h for (_, p, _), h in zip(pairs, hv)}
-        return self._flat([lookup.get(id(p)) for p in self.params]).detach()
+        hv = torch.autograd.grad([g for g, _ in pairs], [self.params[i] for _, i in pairs],
+                                 grad_outputs=[vs[i] for _, i in pairs], allow_unused=True,
+                                 retain_graph=self.keep_graph)
+        lookup = {i: h for (_, i), h in zip(pairs, hv)}
+        return self._flat([lookup.get(i) for i in range(len(self.params))]).detach()
+
+
+def graph_bytes_estimate(model: nn.Module, x: torch.Tensor) -> float:
+    """Rough memory of the first-order graphs of the whole dataset: 4 float32 copies of every module
+    output per example (activations saved for the backward and the double backward), times N."""
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() if torch.is_tensor(o) else 0))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(x[:1].to(_model_device(model)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return 4.0 * 4 * sum(sizes) * len(x)
 
 
 def power_iteration(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, iters: int = 500,

@@ -50,5 +50,7 @@ def test_width_reaches_only_models_that_declare_it():
     assert narrow[1].out_channels == 4
     mlp = build_model("mlp", 10, (1, 8, 8), 8)
     assert mlp[2].in_features == 64 and mlp[2].out_features == 8   # 8x8 flattened: image size from the shape
-    r = build_model("resnet18", 10, (3, 32, 32), 4)
-    assert r.conv1.out_channels == 64
+    r = build_model("resnet18", 10, (3, 32, 32), 4)   # declares width (Ch. 6's narrow ResNet-18)
+    assert r.conv1.out_channels == 4
+    m = build_model("mobilenetv2", 10, (3, 32, 32), 4)   # declares none: ignored
+    assert m.features[0].out_channels == 32
