@@ -215,3 +215,22 @@ def test_square_query_budget_and_schedule(trained):
         Square(model, eps=0.1, p_init=0)
     with pytest.raises(ConfigError):
         Square(model, eps=0.1)(torch.rand(2, 64), torch.tensor([0, 1]))
+
+
+def _reference_rectangle(x, y):
+    """The paper's pseudo-Gaussian, written as its authors' loop: ring k adds 1/(k+1)² to a square
+    growing from (x // 2, y // 2), then the rectangle is scaled to unit norm."""
+    delta = torch.zeros(x, y, dtype=torch.float64)
+    r0, c0 = x // 2, y // 2
+    for k in range(max(x // 2 + 1, y // 2 + 1)):
+        delta[max(r0 - k, 0):min(r0 + k + 1, x), max(c0 - k, 0):min(c0 + k + 1, y)] += 1.0 / (k + 1) ** 2
+    return delta / delta.norm()
+
+
+@pytest.mark.parametrize("s", [2, 3, 4, 5, 7, 8])
+def test_square_l2_pattern_is_algorithm_3s_two_half_pseudo_gaussian(s):
+    from robustlab.core.attacks.square import _pattern
+
+    ref = torch.cat([_reference_rectangle(s // 2, s), -_reference_rectangle(s - s // 2, s)])
+    ref = ref / ref.norm()
+    torch.testing.assert_close(_pattern(s, "cpu", torch.float64), ref, rtol=0, atol=1e-12)

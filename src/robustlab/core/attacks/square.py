@@ -9,10 +9,10 @@ window's area is the fraction ``p`` of the image, shrinking on the paper's fixed
 * ℓ∞: start from vertical stripes of ±ε (one sign per column and channel); a proposal sets the
   window to ±ε, one sign per channel (the vertices of the ball, where the optimum of a linear
   model lies).
-* ℓ2: start from a grid of blocks carrying a centred pattern of random sign per channel, scaled to
-  ‖δ‖₂ = ε; a proposal moves the mass of a second window into the first and spreads it with a new
-  pattern, so the perturbation keeps its norm (Algorithm 3 of the paper, with a simpler pattern:
-  concentric squares of weight 1/(1 + ring)², one half of the window sign-flipped).
+* ℓ2: start from a grid of blocks carrying the paper's pseudo-Gaussian (nested squares, each adding
+  1/(k + 1)²) with a random sign per channel, scaled to ‖δ‖₂ = ε; a proposal moves the mass of a
+  second window into the first and spreads it with Algorithm 3's pattern (a pseudo-Gaussian on each
+  half of the window, opposite signs, randomly transposed), so the perturbation keeps its norm.
 
 Random draws are made per example in chunks of iterations, so an example's search does not
 depend on the other examples of the batch (nor on when they succeed).
@@ -41,19 +41,40 @@ def window_fraction(p_init: float, it: int, queries: int) -> float:
     return p_init / 512
 
 
-def _ring_weights(li: torch.Tensor, lj: torch.Tensor, s: int) -> torch.Tensor:
-    """Weight 1/(1 + ring)² of local position (li, lj) in an s×s window, rings being concentric squares."""
-    centre = (s - 1) / 2
-    ring = torch.maximum((li - centre).abs(), (lj - centre).abs()).floor()
-    return 1.0 / (1.0 + ring) ** 2
+def _rings(li: torch.Tensor, lj: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The paper's pseudo-Gaussian on a rows×cols rectangle at local position (li, lj).
+
+    Rings k = 0, 1, … are squares centred on (rows // 2, cols // 2); each adds 1/(k + 1)² to the
+    cells it covers, up to k = max(rows, cols) // 2. A cell at Chebyshev distance d from the centre
+    lies in rings d … K − 1, so its weight is Σ_{k=d}^{K−1} 1/(k + 1)² (0 outside the rectangle).
+    """
+    big = max(rows, cols) // 2 + 1
+    d = torch.maximum((li - rows // 2).abs(), (lj - cols // 2).abs()).long()
+    tail = torch.tensor([sum(1.0 / (k + 1) ** 2 for k in range(i, big)) for i in range(big + 1)],
+                        dtype=torch.float64, device=li.device)
+    inside = (li >= 0) & (li < rows) & (lj >= 0) & (lj < cols)
+    return torch.where(inside, tail[d.clamp(max=big)], torch.zeros((), dtype=torch.float64, device=li.device))
+
+
+def _unit_rings(li: torch.Tensor, lj: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """:func:`_rings` scaled to unit ℓ2 norm over its rectangle (empty rectangles stay zero)."""
+    if rows == 0 or cols == 0:
+        return torch.zeros_like(li * lj, dtype=torch.float64)
+    r, c = torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64)
+    return _rings(li, lj, rows, cols) / _rings(r[:, None], c[None, :], rows, cols).norm()
+
+
+def _meta_pattern(li: torch.Tensor, lj: torch.Tensor, s: int) -> torch.Tensor:
+    """Algorithm 3's pattern in an s×s window at unit norm: the top s // 2 rows a unit pseudo-Gaussian,
+    the bottom rows the negated one, each centred on its own half (the reference's two sub-squares)."""
+    pat = _unit_rings(li, lj, s // 2, s) - _unit_rings(li - s // 2, lj, s - s // 2, s)
+    return pat / math.sqrt(2.0 if s >= 2 else 1.0)
 
 
 def _pattern(s: int, device, dtype) -> torch.Tensor:
-    """The s×s pattern, left half negated, at unit ℓ2 norm (the ℓ2 attack's building block)."""
+    """Algorithm 3's s×s pattern as a tensor (the blocks of the ℓ2 start)."""
     idx = torch.arange(s, device=device, dtype=torch.float64)
-    pat = _ring_weights(idx[:, None], idx[None, :], s)
-    pat = torch.where((idx[None, :] >= s // 2).expand(s, s), -pat, pat)
-    return (pat / pat.norm()).to(dtype)
+    return _meta_pattern(idx[:, None], idx[None, :], s).to(dtype)
 
 
 @register_attack("square")
@@ -116,10 +137,12 @@ class Square(Attack):
         block = max(min(h, w) // 5, 1)
         signs = (rng.rand((n, c, h // block, w // block)) < 0.5).to(x.dtype).to(x.device) * 2 - 1
         pat = _pattern(block, x.device, x.dtype)
+        top, left = (h - 5 * block) // 2, (w - 5 * block) // 2     # the reference centres its grid
         for i in range(h // block):
             for j in range(w // block):
-                delta[:, :, i * block:(i + 1) * block, j * block:(j + 1) * block] = \
-                    signs[:, :, i, j, None, None] * pat
+                r, c0 = top + i * block, left + j * block
+                win = delta[:, :, r:r + block, c0:c0 + block]      # cut at the border, as the reference's slices
+                win += signs[:, :, i, j, None, None] * pat[:win.shape[2], :win.shape[3]]
         return self.eps * delta / (delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-12)
 
     def _propose(self, x, delta, u, s: int) -> torch.Tensor:
@@ -158,10 +181,8 @@ def _window_coords(ur: torch.Tensor, uc: torch.Tensor, s: int, h: int, w: int):
 
 
 def _placed_pattern(li, lj, inside, s: int, vertical: torch.Tensor, dtype) -> torch.Tensor:
-    """:func:`_pattern` placed in each example's window (zero outside), one orientation per example."""
-    idx = torch.arange(s, dtype=torch.float64)
-    scale = _ring_weights(idx[:, None], idx[None, :], s).norm()      # the unit-norm pattern's divisor
-    pat = _ring_weights(li.double(), lj.double(), s)
-    half = torch.where(vertical[:, None, None], (lj >= s // 2).expand_as(pat), (li >= s // 2).expand_as(pat))
-    pat = torch.where(half, -pat, pat) * inside
-    return (pat / scale).to(dtype)
+    """Algorithm 3's pattern at unit norm in each example's window (zero outside), transposed where
+    ``vertical``, as the paper's random rotation of it."""
+    li, lj = li.double(), lj.double()
+    pat = torch.where(vertical[:, None, None], _meta_pattern(lj, li, s), _meta_pattern(li, lj, s))
+    return (pat * inside).to(dtype)
