@@ -130,3 +130,19 @@ def test_demo_writes_results_report_and_plot(tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "ProtoNet natural" in text and "pgd-20" in text and "±" in text
     assert json.loads((tmp_path / "results.json").read_text())["runs"]["ProtoNet natural"]["accuracy"]["natural"]
+
+
+def test_backbone_registry_options_reach_the_learner_and_survive_reloading(tmp_path):
+    from robustlab.meta.run import build_learner
+
+    cfg = meta_config("tiny", method="meta-natural", dataset="glyphs", model="resnet12",
+                      model_options={"widths": (4, 4, 4, 4), "drop_rate": 0.1},
+                      extra=dict(head="protonet", way=3, shot=1, query=2, tasks=2, episodes_per_epoch=2,
+                                 test_way=3, test_query=3))
+    learner = build_learner(cfg, (1, 28, 28))
+    drops = [m for m in learner.modules() if type(m).__name__ == "DropBlock2d"]
+    assert [m.drop_rate for m in drops] == [0.1] * 4 and [m.block_size for m in drops] == [1, 1, 2, 2]
+    train_meta(cfg.replace(epochs=1), tmp_path / "run", progress=False, data=_data())
+    again, cfg2, _ = load_learner(tmp_path / "run" / "model.safetensors")
+    assert cfg2.model_options["drop_rate"] == 0.1
+    assert [m.drop_rate for m in again.modules() if type(m).__name__ == "DropBlock2d"] == [0.1] * 4

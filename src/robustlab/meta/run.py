@@ -71,6 +71,7 @@ def build_learner(cfg: TrainConfig, input_shape: tuple[int, ...]) -> nn.Module:
     kw = dict(in_channels=input_shape[0], image_size=input_shape[-1], denoise_after=tuple(ex["denoise_after"]))
     if cfg.model_width is not None and cfg.model == "conv4":
         kw["hidden"] = cfg.model_width
+    kw.update(cfg.model_options)            # the registry's own options, e.g. resnet12's DropBlock drop_rate
     if ex["head"] == "maml":
         net = get_model(cfg.model, num_classes=ex["way"], **kw)
         return MAMLLearner(net, ex["inner_steps"], ex["inner_lr"], ex["test_steps"], ex["first_order"], ex["fc_only"])
