@@ -67,14 +67,17 @@ def test_rank_claims_on_hand_made_studies():
             {"method": m, "mean_effective_rank": r, "robust_big": b, "clean": c}
             for m, r, b, c in zip(X.RANK_METHODS, ranks, robust, clean)]}
 
-    good = study((10, 12, 8, 10, 12, 8), (0, 0, 0, 40, 41, 39))
+    good = study((10, 12, 8, 10, 12, 8), (0, 0, 0, 40, 60, 20))
     claims = X.rank_claims([good])
-    assert all(claims.values())
-    bad = study((10, 9, 8, 10, 12, 8), (0, 0, 0, 40, 38, 39), clean=(90, 80, 88, 80, 79, 78), init=5.0)
+    assert all(v is True for v in claims.values())
+    bad = study((10, 9, 8, 10, 12, 8), (0, 0, 0, 40, 20, 39), clean=(90, 80, 88, 80, 79, 78), init=5.0)
     claims = X.rank_claims([good, bad])
     assert not any(claims[c] for c in (X.CLAIM_RK_CONTROL, X.CLAIM_RK_CLEAN, X.CLAIM_RK_ADV, X.CLAIM_RK_ADV_AT,
                                        X.CLAIM_RK_INIT))
     assert claims[X.CLAIM_RK_NOT_LOW]
+    # a one-point robust gap on 300 images (binomial se ≈ 4 points) is not judged
+    close = study((10, 12, 8, 10, 12, 8), (0, 0, 0, 40, 41, 40))
+    assert "not_testable" in X.rank_claims([close])[X.CLAIM_RK_ADV]
 
 
 def test_projection_skips_filters_larger_than_their_map():
@@ -119,3 +122,16 @@ def test_cached_study_is_computed_once(tmp_path):
     assert cached(tmp_path, {"k": 1}, f) == {"v": 1}
     assert cached(tmp_path, {"k": 1}, f) == {"v": 1} and len(calls) == 1
     assert cached(tmp_path, {"k": 2}, f) == {"v": 2}
+
+
+def test_accuracy_comparisons_are_judged_against_the_seed_spread():
+    from robustlab.probes.experiments_extra import compare_all
+
+    def row(m, a, sa, b, sb):
+        return {"model": m, "x": {"acc": a, "se": sa}, "y": {"acc": b, "se": sb}}
+
+    # se of the difference: hypot(0.03, 0.04) = 0.05
+    assert compare_all([row("p", 0.90, 0.03, 0.80, 0.04)], "x", "y") is True          # +0.10 > 0.05
+    assert compare_all([row("p", 0.90, 0.03, 0.80, 0.04), row("q", 0.70, 0.03, 0.80, 0.04)], "x", "y") is False
+    v = compare_all([row("p", 0.90, 0.03, 0.80, 0.04), row("q", 0.82, 0.03, 0.80, 0.04)], "x", "y")
+    assert "not_testable" in v and "q +2.00 ± 5.00" in v["not_testable"]

@@ -46,12 +46,13 @@ def probe_extra(ctx, columns=(), why="") -> dict:
 
 def _study(fn: Callable[..., dict], key: dict | None = None, takes_cache: bool = False):
     """The hidden run: ``fn(seed=...)``, cached as JSON in the harness's cache directory under ``key``
-    (default: the table's name), so tables that show the same study (Figures 6.1, 6.3, 6.4) run it once."""
+    (default: the table's name), so tables that show the same study (Figures 6.1, 6.3, 6.4) run it once;
+    a study that ``takes_cache`` caches its rows there itself (Tables 6.6 and 6.7 share theirs)."""
     def produce(ctx, run):
         cache = ctx.cache_dir / "probes"
-        kw = {"cache": cache} if takes_cache else {}
-        return X.cached(cache, {**(key or {"table": ctx.table.name}), "seed": ctx.seed},
-                        lambda: fn(seed=ctx.seed, **kw))
+        if takes_cache:   # the study caches its own rows; its verdicts are recomputed
+            return fn(seed=ctx.seed, cache=cache)
+        return X.cached(cache, {**(key or {"table": ctx.table.name}), "seed": ctx.seed}, lambda: fn(seed=ctx.seed))
     return produce
 
 
