@@ -6,7 +6,7 @@ from robustlab.probes.experiments import (THESIS_6_1, THESIS_6_9, figure_6_1, nt
 
 
 def _claims_are_judged(res):
-    assert res["claims"] and all(isinstance(v, bool) for v in res["claims"].values())
+    assert res["claims"] and all(isinstance(v, bool) or set(v) == {"not_testable"} for v in res["claims"].values())
 
 
 def test_table_6_1_rows_carry_thesis_numbers_and_lemma_point_is_fully_active():
@@ -33,3 +33,11 @@ def test_rank_table():
     assert [r["method"] for r in rk["rows"]] == list(THESIS_6_9)
     assert all(len(r["effective_ranks"]) == 4 for r in rk["rows"])
     _claims_are_judged(rk)
+
+
+def test_a_width_sweep_of_a_network_that_did_not_learn_is_not_judged():
+    from robustlab.probes.experiments import CLAIM_RISES
+
+    res = figure_6_1(families=("mlp-2",), epochs=1, n_samples=3, lr=1e-6)   # nothing is learnt at lr 1e-6
+    verdict = res["claims"][CLAIM_RISES.format("mlp-2")]
+    assert "did not learn" in verdict["not_testable"]

@@ -57,8 +57,8 @@ THESIS_6_4 = {"default": ((4.60670, 0.16154), (0.02579, 0.01482)), "zero": ((4.6
 CLAIM_MIN_BAD = "Every large-bias initialisation ends at a suboptimal point (final loss ≥ 10× the default's)"
 CLAIM_MIN_ZERO = "The zero initialisation stays at the trivial point: final loss within 1% of ln C"
 CLAIM_MIN_CIFAR100 = "The trends are not specific to CIFAR-10: they recur on CIFAR-100"
-NO_C100 = ("digits has 10 classes and no 100-class data set is bundled at tiny scale; the rows above test the "
-           "same initialisations on digits")
+NO_C100 = ("digits has 10 classes and no 100-class data set is bundled at tiny scale; the rows above are the same "
+           "experiment on digits")
 TINY_MINIMA = dict(lr=0.1, weight_decay=5e-4, batch_size=128)
 MINIMA_EPOCHS = {"resnet18": 20, "mlp": 60}   # each reaches ~100% training accuracy from the default init
 
