@@ -48,3 +48,17 @@ def test_table_4_6_ties_between_tiny_students_are_not_judged():
     assert [v["verdict"] for v in check_claims(get_table("table-4.6"), clear, "tiny")] == [HELD] * 3
     # the same tie at paper scale is judged on the numbers (the thesis's margins are several points)
     assert check_claims(get_table("table-4.6"), tie, "paper")[0]["verdict"] == HELD
+
+
+def test_kd_alpha_decay_is_not_testable_without_robustness_to_decay_from():
+    def sweep(a1, a05):
+        runs = {f"kd_a{a}": (0.99, 0.0) for a in (1.0, 0.99, 0.95, 0.9, 0.7, 0.5)}
+        runs.update({"kd_a1.0": (0.99, a1), "kd_a0.5": (0.99, a05), "at_r18": (0.99, 0.7)})
+        return {k: {"natural": n, "robust": {"pgd-20": p}} for k, (n, p) in runs.items()}
+
+    decay = get_table("table-4.13").claims[0]
+    assert "decays" in decay.text
+    verdict = check_claims(Table(name="t", title="t", chapter=4, claims=(decay,)), sweep(0.0, 0.0), "tiny")[0]
+    assert verdict["verdict"] == NOT_TESTABLE and "no robustness to decay from" in verdict["reason"]
+    assert decay.check(sweep(0.40, 0.20)) is True
+    assert decay.check(sweep(0.40, 0.35)) is False
