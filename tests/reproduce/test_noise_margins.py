@@ -62,3 +62,17 @@ def test_kd_alpha_decay_is_not_testable_without_robustness_to_decay_from():
     assert verdict["verdict"] == NOT_TESTABLE and "no robustness to decay from" in verdict["reason"]
     assert decay.check(sweep(0.40, 0.20)) is True
     assert decay.check(sweep(0.40, 0.35)) is False
+
+
+def test_kd_temperature_insensitivity_is_not_testable_when_no_student_is_robust():
+    def sweep(accs):
+        runs = {f"kd_t{t}": (0.99, a) for t, a in zip((1, 10, 30, 50, 100), accs)}
+        runs["at_r18"] = (0.99, 0.7)
+        return {k: {"natural": n, "robust": {"pgd-20": p}} for k, (n, p) in runs.items()}
+
+    claim = get_table("table-4.12").claims[2]
+    assert "not highly sensitive" in claim.text
+    nt = claim.check(sweep([0.0, 0.004, 0.018, 0.002, 0.02]))
+    assert type(nt).__name__ == "NotTestable"
+    assert claim.check(sweep([0.30, 0.38, 0.39, 0.36, 0.37])) is True
+    assert claim.check(sweep([0.30, 0.38, 0.20, 0.36, 0.37])) is False
