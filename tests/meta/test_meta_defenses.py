@@ -199,3 +199,32 @@ def test_naive_attack_through_defensegan_is_flagged_and_bpda_is_stronger(bars_se
     assert "nonzero-gradients" in failed_naive and "nonzero-gradients" not in failed_bpda
     assert bpda.robust["pgd-20"] < naive.robust["pgd-20"]
     assert defended(clf, gan)(qx).shape == (len(qx), 2)
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_eval_with_a_defense_writes_the_three_rows_and_refuses_bad_names(tmp_path):
+    import json
+
+    from robustlab.core.data.episodes import FewShotData
+    from robustlab.meta.run import meta_config, train_meta
+    from tests.conftest import run_cli
+
+    g = torch.Generator().manual_seed(0)
+    protos = torch.rand(10, 1, 28, 28, generator=g)
+    x = (protos.repeat_interleave(8, 0) + 0.2 * torch.randn(80, 1, 28, 28, generator=g)).clamp(0, 1)
+    data = FewShotData("toy", x, torch.arange(10).repeat_interleave(8), [f"c{i}" for i in range(10)], ["g"] * 10,
+                       {"train": list(range(6)), "val": [], "test": list(range(6, 10))}, source="toy")
+    cfg = meta_config("tiny", method="meta-natural", dataset="glyphs", epochs=1, model_width=8,
+                      extra=dict(head="protonet", way=3, shot=1, query=2, tasks=2, episodes_per_epoch=2))
+    train_meta(cfg, tmp_path / "run", progress=False, data=data)
+    train_defense("wavelet-sr", data, tmp_path / "sr.safetensors", epochs=1, features=8, blocks=1)
+    ckpt = str(tmp_path / "run" / "model.safetensors")
+    r = run_cli("meta", "eval", ckpt, "--defense", "wavelet-sr", "--defense-weights", str(tmp_path / "sr.safetensors"),
+                "--episodes", "2", "--checks", "0", "--attacks", "pgd-3", "--query", "2")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "run" / "eval-wavelet-sr.json").read_text())["rows"]
+    assert list(rows) == ["undefended", "wavelet-sr (naive attack)", "wavelet-sr (BPDA)"]
+    assert rows["wavelet-sr (BPDA)"]["defense"]["gradient"] == "bpda"
+    assert all(r_["attack_outputs_outside_threat_model"] == 0 for r_ in rows.values())
+    r = run_cli("meta", "eval", ckpt, "--defense", "defensegan", "--defense-weights", str(tmp_path / "sr.safetensors"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "holds the 'wavelet-sr'" in r.stderr, r.stderr

@@ -78,6 +78,10 @@ class Defense(nn.Module):
     def options(self) -> dict:
         return {k: getattr(self, k) for k in self.OPTIONS}
 
+    def reseed(self, seed: int) -> "Defense":
+        """Restart the defense's own random draws from ``seed`` (nothing to do for a deterministic one)."""
+        return self
+
     def training_loss(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -209,6 +213,10 @@ class DefenseGAN(Defense):
         self.encoder = _Encoder(in_channels, image_size, self.latent)
         self.generator = Generator(in_channels, image_size, self.latent)
         self.rng = torch.Generator().manual_seed(self.seed)
+
+    def reseed(self, seed: int) -> "DefenseGAN":
+        self.rng.manual_seed(int(seed))
+        return self
 
     def training_loss(self, x, gen):
         mu, logvar = self.encoder(x)

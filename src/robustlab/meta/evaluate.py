@@ -15,6 +15,7 @@ import torch
 from ..core.attacks.base import ThreatModel
 from ..core.evaluate import evaluate as core_evaluate
 from ..core.evaluate.suites import parse_suite
+from .defenses import attack_model, defended
 from .learners import EpisodeClassifier
 
 Z95 = 1.959964
@@ -35,12 +36,23 @@ def _adapt(learner, ep, support_attack=None):
         return learner.adapt(ep.support_x, ep.support_y, ep.way)
 
 
+def _models(learner, adapted, tasks: int, defense, gradient: str, eot: int):
+    """(the model scored, the model the attacks differentiate): the fitted classifier, behind ``defense``."""
+    clf = EpisodeClassifier(learner, adapted, tasks)
+    if defense is None:
+        return clf, clf
+    return defended(clf, defense), attack_model(clf, defense, gradient, eot)
+
+
 def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: str | list[str] = "pgd-20",
-                       norm: str = "linf", seed: int = 0, device=None, support_attack=None) -> dict:
+                       norm: str = "linf", seed: int = 0, device=None, support_attack=None, defense=None,
+                       gradient: str = "bpda", eot: int = 1) -> dict:
     """Per-attack mean accuracy ± 95% CI over ``episodes`` test episodes (batches of ``sampler.tasks``).
 
     Also returns solver facts recorded by the head (SVM iterations, KKT residual, convergence) and
-    whether every attack output stayed in the ε-ball and the [0, 1] box.
+    whether every attack output stayed in the ε-ball and the [0, 1] box. With a pre-processing
+    ``defense`` (:mod:`.defenses`, thesis §5.5) accuracy is that of ``classifier ∘ defense`` and the
+    attacks differentiate :func:`~.defenses.attack_model` (``gradient`` "naive" or "bpda", ``eot`` samples).
     """
     specs = parse_suite(attacks) if attacks else []
     device = device or next(learner.parameters()).device
@@ -57,13 +69,13 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
             adapted = _adapt(learner, ep, support_attack)
             for k, v in adapted.info.items():
                 facts.setdefault(k, []).append(v)
-            model = EpisodeClassifier(learner, adapted, ep.tasks)
+            model, target = _models(learner, adapted, ep.tasks, defense, gradient, eot)
             qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
             with torch.no_grad():
                 nat = model(qx).argmax(-1) == qy
             _record(per["natural"], nat, ep.tasks)
             for spec in specs:
-                x_adv = spec.build(model, threat, seed + 7919 * b)(qx, qy)
+                x_adv = spec.build(target, threat, seed + 7919 * b)(qx, qy)
                 outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
                 with torch.no_grad():
                     ok = nat & (model(x_adv).argmax(-1) == qy)
@@ -93,10 +105,11 @@ def _summarise(facts: dict[str, list]) -> dict:
 
 
 def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: str = "quick", seed: int = 0,
-                   device=None) -> dict:
+                   device=None, defense=None, gradient: str = "bpda", eot: int = 1) -> dict:
     """The core's gradient-masking checks on ``episodes`` test episodes' queries (head fitted once each).
 
-    Returns the failed checks per episode batch and the union of their names.
+    Returns the failed checks per episode batch and the union of their names. With a ``defense``
+    the checks run on the module the attacks differentiate (see :func:`episode_accuracies`).
     """
     device = device or next(learner.parameters()).device
     gen = torch.Generator().manual_seed(seed + 1)
@@ -106,7 +119,7 @@ def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: st
     try:
         for _ in range(max(1, episodes // sampler.tasks)):
             ep = sampler.sample(gen).to(device)
-            model = EpisodeClassifier(learner, _adapt(learner, ep), ep.tasks)
+            model = _models(learner, _adapt(learner, ep), ep.tasks, defense, gradient, eot)[1]
             qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
             # one chunk = one batch of whole tasks, so every chunk the core slices is a set of complete episodes
             res = core_evaluate(model, qx, qy, eps=eps, suite=suite, batch_size=len(qx), seed=seed)

@@ -11,18 +11,46 @@ from .run import load_data, meta_config, meta_test_sampler, train_meta
 
 
 def evaluate_learner(learner, cfg, data, *, episodes: int | None = None, attacks: str = "pgd-20",
-                     eps: float | None = None, check_episodes: int = 4, seed: int = 0, support_attack=None) -> dict:
-    """Natural/robust accuracy ± 95% CI on meta-test episodes, plus the core masking checks."""
+                     eps: float | None = None, check_episodes: int = 4, seed: int = 0, support_attack=None,
+                     defense_setup: dict | None = None) -> dict:
+    """Natural/robust accuracy ± 95% CI on meta-test episodes, plus the core masking checks.
+
+    ``defense_setup``: ``dict(defense=..., gradient=..., eot=...)`` of :func:`.evaluate.episode_accuracies`.
+    """
     eps = cfg.eps if eps is None else eps
     sampler = meta_test_sampler(data, cfg)
+    d = defense_setup or {}
     t0 = time.perf_counter()
     res = episode_accuracies(learner, sampler, episodes=episodes or cfg.extra["test_episodes"], eps=eps,
-                             attacks=attacks, seed=seed, support_attack=support_attack)
+                             attacks=attacks, seed=seed, support_attack=support_attack, **d)
     res["seconds"] = time.perf_counter() - t0
     if check_episodes:
-        res["masking_checks"] = masking_checks(learner, sampler, eps=eps, episodes=check_episodes, seed=seed)
+        res["masking_checks"] = masking_checks(learner, sampler, eps=eps, episodes=check_episodes, seed=seed, **d)
     res["data_source"] = data.source
     return res
+
+
+def evaluate_defense(learner, cfg, data, defense, *, episodes: int | None = None, attacks: str = "pgd-20",
+                     eps: float | None = None, eot: int | None = None, check_episodes: int = 4, seed: int = 0,
+                     label: str = "defense") -> dict[str, dict]:
+    """Table 5.12's rows for one learner: undefended, ``classifier ∘ defense`` under the naive attack
+    (autograd through the defense), and under BPDA + EOT (thesis §5.5; Athalye et al. 2018).
+
+    ``eot`` (default: 4 for a randomised defense, else 1) is the number of defense draws averaged per
+    attack step. The same test episodes and seeds in every row; the defense's draws restart from ``seed``.
+    """
+    eot = (4 if defense.randomised else 1) if eot is None else int(eot)
+    rows = {"undefended": evaluate_learner(learner, cfg, data, episodes=episodes, attacks=attacks, eps=eps,
+                                           check_episodes=check_episodes, seed=seed)}
+    for gradient, samples, name in (("naive", 1, f"{label} (naive attack)"),
+                                    ("bpda", eot, f"{label} (BPDA" + (f" + EOT-{eot})" if eot > 1 else ")"))):
+        defense.reseed(seed)
+        rows[name] = evaluate_learner(learner, cfg, data, episodes=episodes, attacks=attacks, eps=eps,
+                                      check_episodes=check_episodes, seed=seed,
+                                      defense_setup=dict(defense=defense, gradient=gradient, eot=samples))
+        rows[name]["defense"] = {"name": defense.name, "options": defense.options(), "gradient": gradient,
+                                 "eot_samples": samples}
+    return rows
 
 
 def _pct(a: dict) -> str:
