@@ -67,7 +67,7 @@ def test_bayes_shrink_removes_noise_from_a_smooth_image():
 
 # ---------------------------------------------------------------- defenses
 def _tiny(name, size=8):
-    opts = {"wavelet-sr": dict(features=8, blocks=1), "defensegan": dict(latent=4, restarts=2, steps=5)}[name]
+    opts = {"wavelet-sr": dict(features=8, blocks=1), "defensegan": dict(latent=4, width=16, restarts=2, steps=5)}[name]
     torch.manual_seed(0)
     return build_defense(name, in_channels=1, image_size=size, **opts).eval()
 
@@ -178,7 +178,7 @@ def bars_setup():
     x, y = _bars(200, 0)
     keep = y < 2
     torch.manual_seed(0)
-    gan = build_defense("defensegan", in_channels=1, image_size=8, latent=4, restarts=1, steps=5, step_size=0.4)
+    gan = build_defense("defensegan", in_channels=1, image_size=8, latent=4, width=16, restarts=1, steps=5, step_size=0.4)
     gan.fit(x[keep], epochs=20, batch_size=32, lr=3e-3, seed=0)
     learner = HeadLearner(nn.Flatten(), get_head("protonet")).eval()
     sx, sy = x[keep][:20], y[keep][:20]

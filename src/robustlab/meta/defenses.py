@@ -166,11 +166,11 @@ class WaveletSR(Defense):
 
 
 class _Encoder(nn.Module):
-    def __init__(self, c: int, size: int, latent: int):
+    def __init__(self, c: int, size: int, latent: int, width: int):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(inplace=True), nn.Conv2d(32, 64, 4, 2, 1),
-                                  nn.ReLU(inplace=True), nn.Flatten())
-        self.out = nn.Linear(64 * (size // 4) ** 2, 2 * latent)
+        self.conv = nn.Sequential(nn.Conv2d(c, width // 2, 4, 2, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(width // 2, width, 4, 2, 1), nn.ReLU(inplace=True), nn.Flatten())
+        self.out = nn.Linear(width * (size // 4) ** 2, 2 * latent)
 
     def forward(self, x):
         return self.out(self.conv(x)).chunk(2, dim=1)  # mean, log-variance
@@ -179,12 +179,12 @@ class _Encoder(nn.Module):
 class Generator(nn.Module):
     """G(z): z ∈ R^latent → image in [0, 1] (linear, two transposed convolutions, sigmoid)."""
 
-    def __init__(self, c: int, size: int, latent: int):
+    def __init__(self, c: int, size: int, latent: int, width: int):
         super().__init__()
-        self.shape = (64, size // 4, size // 4)
-        self.fc = nn.Linear(latent, 64 * (size // 4) ** 2)
-        self.up = nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(inplace=True),
-                                nn.ConvTranspose2d(32, c, 4, 2, 1), nn.Sigmoid())
+        self.shape = (width, size // 4, size // 4)
+        self.fc = nn.Linear(latent, width * (size // 4) ** 2)
+        self.up = nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(width, width // 2, 4, 2, 1),
+                                nn.ReLU(inplace=True), nn.ConvTranspose2d(width // 2, c, 4, 2, 1), nn.Sigmoid())
 
     def forward(self, z):
         return self.up(self.fc(z).view(-1, *self.shape))
@@ -196,22 +196,23 @@ class DefenseGAN(Defense):
 
     ``restarts`` (their R) random starts z ~ N(0, I), ``steps`` (their L) Adam steps of ``step_size``
     on ‖G(z) − x‖² each; the restart with the smallest final error wins. Paper values: L = 200,
-    R = 10 on MNIST; the defaults here are CPU-sized. ``beta`` weighs the VAE's KL term in training.
+    R = 10 on MNIST; the defaults here are CPU-sized. ``beta`` weighs the VAE's KL term in training;
+    ``width`` is the channel count of G's first feature map (the encoder mirrors it).
     Restarts are drawn from the defense's own generator (``seed``), which advances at every call.
     """
 
-    OPTIONS = ("latent", "restarts", "steps", "step_size", "beta", "seed")
+    OPTIONS = ("latent", "width", "restarts", "steps", "step_size", "beta", "seed")
     randomised = True
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, latent: int = 32, restarts: int = 4,
-                 steps: int = 50, step_size: float = 0.1, beta: float = 1.0, seed: int = 0):
+    def __init__(self, in_channels: int = 1, image_size: int = 28, latent: int = 32, width: int = 64,
+                 restarts: int = 4, steps: int = 50, step_size: float = 0.1, beta: float = 1.0, seed: int = 0):
         super().__init__(in_channels, image_size)
-        self.latent, self.restarts, self.steps = int(latent), int(restarts), int(steps)
+        self.latent, self.width, self.restarts, self.steps = int(latent), int(width), int(restarts), int(steps)
         self.step_size, self.beta, self.seed = float(step_size), float(beta), int(seed)
         if self.restarts < 1 or self.steps < 0:
             raise ConfigError(f"defensegan needs restarts >= 1 and steps >= 0, got {restarts} and {steps}")
-        self.encoder = _Encoder(in_channels, image_size, self.latent)
-        self.generator = Generator(in_channels, image_size, self.latent)
+        self.encoder = _Encoder(in_channels, image_size, self.latent, self.width)
+        self.generator = Generator(in_channels, image_size, self.latent, self.width)
         self.rng = torch.Generator().manual_seed(self.seed)
 
     def reseed(self, seed: int) -> "DefenseGAN":
