@@ -105,6 +105,9 @@ def test_cli_train_and_eval_on_glyphs(tmp_path):
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     r = run_cli("meta", "train", "--head", "knn", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "unknown head" in r.stderr
+    r = run_cli("meta", "train", "--backbone", "conv4", "--model-option", "drop_rate=0.1", "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "takes no option drop_rate" in r.stderr
+    assert not (tmp_path / "y").exists()
 
 
 def test_at_transfer_pretrains_the_backbone_then_fits_a_few_shot_head(tmp_path):

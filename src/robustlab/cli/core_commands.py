@@ -64,14 +64,10 @@ def _check_names(cfg) -> None:
     """Fail fast, before loading data, on names no registry knows."""
     from ..core.data.datasets import check_dataset_name
     from ..core.errors import ConfigError
-    from ..core.models import model_spec
     from ..core.train import get_method
+    from .options import check_model_options
 
-    spec = model_spec(cfg.model)
-    unknown = sorted(set(cfg.model_options) - set(spec.options))
-    if unknown:
-        raise ConfigError(f"model {cfg.model!r} takes no option {', '.join(unknown)} (its options: "
-                          f"{', '.join(sorted(spec.options)) or 'none'})")
+    check_model_options(cfg.model, cfg.model_options)
     check_dataset_name(cfg.dataset)
     get_method(cfg.method, cfg)
 

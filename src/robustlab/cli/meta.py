@@ -9,7 +9,8 @@ from rich.console import Console
 
 from . import app
 from ..core.errors import ConfigError
-from .options import config_option, parse_number
+from . import options as O
+from .options import check_model_options, config_option, parse_key_values, parse_number
 
 meta_app = typer.Typer(help="Robust few-shot meta-learning: ProtoNet, R2-D2, MetaOptNet-SVM, MAML; Adversarial "
                             "Querying (thesis Ch. 5).", no_args_is_help=True)
@@ -48,6 +49,7 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Training PGD steps (thesis: 7)."),
     trades_beta: Optional[float] = typer.Option(None, help="meta-TRADES coefficient 1/λ."),
     width: Optional[int] = typer.Option(None, help="Conv-4 channels (tiny: 32; the reference: 64)."),
+    model_option: O.ModelOption = None,
     denoise_after: Optional[str] = typer.Option(None, help="Stages followed by a feature-denoising block, e.g. 4 or 2,4."),
     rotations: Optional[bool] = typer.Option(None, "--rotations/--no-rotations", help="Omniglot-style 90° rotations as new classes."),
     first_order: Optional[bool] = typer.Option(None, "--first-order/--second-order", help="MAML gradient order."),
@@ -76,7 +78,9 @@ def train(
     cfg = meta_config(scale, method=method, extra=extra, dataset=dataset, model=backbone, epochs=epochs, lr=lr,
                       eps=parse_number(eps, "eps"), alpha=parse_number(alpha, "alpha"), steps=steps,
                       trades_beta=trades_beta, model_width=width, seed=seed,
+                      model_options=parse_key_values(model_option, "model-option") or None,
                       data_dir=str(data_dir) if data_dir else None)
+    check_model_options(cfg.model, cfg.model_options)
     out = out or Path(f"runs/meta-{cfg.dataset}-{head}-{method}")
     data = load_data(cfg)
     console.print(f"meta-training {head} ({cfg.model}) with {method} on {data.source} → {out}")

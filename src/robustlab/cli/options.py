@@ -96,6 +96,17 @@ ModelOption = Annotated[Optional[list[str]], typer.Option(
 WeightDecay = Annotated[Optional[float], typer.Option(help="SGD weight decay (0 to train with --regularizer alone).")]
 
 
+def check_model_options(model: str, options: dict) -> None:
+    """Refuse ``--model-option`` keys that the model's registry entry does not declare."""
+    from ..core.models import model_spec
+
+    spec = model_spec(model)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ConfigError(f"model {model!r} takes no option {', '.join(unknown)} (its options: "
+                          f"{', '.join(sorted(spec.options)) or 'none'})")
+
+
 def parse_key_values(items: list[str] | None, flag: str) -> dict:
     """``["depth=4", "skip=false"]`` → ``{"depth": 4, "skip": False}`` (values read as YAML scalars)."""
     out = {}
