@@ -26,6 +26,8 @@ CLAIM_BIAS = "Large-bias initialisations end at suboptimal points (loss ≥ 2× 
 CLAIM_SHARP = "Suboptimal points are sharper: λ_max after training above the default's (§6.2 remark)"
 CLAIM_WRN = "WRN correlation falls with width"
 CLAIM_RISES = "{}: correlation rises toward 1 with width"
+CLAIM_WRN_PARAM_FLAT = ("WRN's relative parameter change stays nearly constant with width (all within 20% of the "
+                        "largest; Fig. 6.1d)")
 CLAIM_PARAM_FALLS = ("The relative parameter change falls with width for the MLPs and the ConvNet "
                      "(those that learned: best test accuracy > 50%; Fig. 6.1d / 6.4)")
 CLAIM_RANK_CONTROL = "RankMin lowers and RankMax raises effective rank (Fig. 6.6)"
@@ -169,6 +171,9 @@ def figure_6_1(seed: int = 0, families=("mlp-2", "mlp-4", "convnet6", "wrn-16"),
             claims[CLAIM_RISES.format(f)] = corr[f][-1] > corr[f][0] if best > 0.5 else {
                 "not_testable": f"{f} did not learn in {s['epochs']} epochs (best test accuracy {best:.0%}), "
                                 "so its kernel barely moved"}
+    if "wrn-16" in corr:
+        wrn = [r["param_relative_change"] for r in rows if r["family"] == "wrn-16"]
+        claims[CLAIM_WRN_PARAM_FLAT] = min(wrn) >= 0.8 * max(wrn)
     simple = [f for f in ("mlp-2", "mlp-4", "convnet6") if f in corr]
     learned = [f for f in simple if max(r["test_acc"] for r in rows if r["family"] == f) > 0.5]
     if simple:
