@@ -44,7 +44,7 @@ THESIS_6_1 = {
 }
 # lr 0.002: the Lemma 6.1 point has λ_max ≈ 770 on digits, so the authors' lr 0.01 would diverge there
 # (SGD needs lr < 2/λ_max); many cheap epochs instead.
-TINY_6_1 = dict(width=32, depth=4, epochs=300, lr=0.002, momentum=0.4, weight_decay=5e-4, batch_size=128,
+TINY_6_1 = dict(width=32, depth=4, epochs=1500, lr=0.002, momentum=0.4, weight_decay=5e-4, batch_size=128,
                 iters=500, tol=1e-4, linear_iters=1000)
 
 
