@@ -37,7 +37,7 @@ from robustlab.meta.learners import EpisodeClassifier
 from robustlab.meta.run import build_learner, meta_config
 
 
-def _data(shape, classes=20, per=20):
+def _data(shape, classes=20, per=25):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(classes * per, *shape, generator=g)
     return FewShotData("bench", x, torch.arange(classes).repeat_interleave(per), [str(i) for i in range(classes)],

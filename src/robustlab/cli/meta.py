@@ -189,7 +189,9 @@ def _eval_defense(checkpoint, learner, cfg, data, name, saved, *, eot, episodes,
     note = ("Rows 2–3: accuracy of classifier ∘ defense. The naive attack differentiates the defended model as "
             "autograd sees it; BPDA replaces the defense by the identity in the backward pass and EOT averages "
             "the predicted probabilities over the defense's random draws (thesis §5.5; Athalye et al. 2018). "
-            "Failed masking checks on the naive row show what a naive evaluation would have missed.")
+            "Failed masking checks on the naive row show what a naive evaluation would have missed. BPDA is an "
+            "approximation: through a defense that autograd differentiates exactly, the naive attack can be the "
+            "stronger one, so the defense's robust accuracy is the lower of the two rows (or lower still).")
     write_json(out / f"eval-{name}.json", {"checkpoint": str(checkpoint), "rows": rows, "versions": environment_info()})
     write_text(out / f"eval-{name}.md", markdown(f"{checkpoint} behind the {name} defense", rows, note))
     _print(rows)
