@@ -63,7 +63,7 @@ def markdown(title: str, rows: dict[str, dict], note: str = "") -> str:
     out = [f"# {title}", "", "| model | " + " | ".join(labels) + " | failed masking checks |",
            "|---" * (len(labels) + 2) + "|"]
     for name, r in rows.items():
-        failed = ", ".join(r.get("masking_checks", {}).get("failed", [])) or "none"
+        failed = (", ".join(r["masking_checks"]["failed"]) or "none") if "masking_checks" in r else "not run"
         out.append(f"| {name} | " + " | ".join(_pct(r["accuracy"][k]) if k in r["accuracy"] else "-" for k in labels)
                    + f" | {failed} |")
     first = next(iter(rows.values()))
