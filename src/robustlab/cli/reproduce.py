@@ -20,7 +20,7 @@ def reproduce(
     out: Optional[Path] = typer.Option(None, help="Report directory (default runs/reproduce/<table>-<scale>)."),
     cache: Optional[Path] = typer.Option(None, help="Shared model cache (default runs/reproduce/cache-<scale>); "
                                                    "models already there are reused."),
-    n: Optional[int] = typer.Option(None, help="Evaluate on the first N test images (default: all)."),
+    n: Optional[int] = typer.Option(None, help="Evaluate on the first N test images (few-shot tables: N test episodes; default: all)."),
     seed: int = typer.Option(0, help="Random seed for every run."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live (paper scale)."),

@@ -108,14 +108,17 @@ def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: st
                    device=None, defense=None, gradient: str = "bpda", eot: int = 1) -> dict:
     """The core's gradient-masking checks on ``episodes`` test episodes' queries (head fitted once each).
 
-    Returns the failed checks per episode batch and the union of their names. With a ``defense``
-    the checks run on the module the attacks differentiate (see :func:`episode_accuracies`).
+    Returns the failed checks per episode batch, the union of their names, and ``checks``: one
+    record per check (the core's ``to_dict`` form) that passed only if it passed on every batch.
+    With a ``defense`` the checks run on the module the attacks differentiate (see
+    :func:`episode_accuracies`).
     """
     device = device or next(learner.parameters()).device
     gen = torch.Generator().manual_seed(seed + 1)
     was = learner.training
     learner.eval()
     failed: list[list[str]] = []
+    merged: dict[str, dict] = {}
     try:
         for _ in range(max(1, episodes // sampler.tasks)):
             ep = sampler.sample(gen).to(device)
@@ -124,10 +127,14 @@ def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: st
             # one chunk = one batch of whole tasks, so every chunk the core slices is a set of complete episodes
             res = core_evaluate(model, qx, qy, eps=eps, suite=suite, batch_size=len(qx), seed=seed)
             failed.append([c.name for c in res.failed_checks])
+            for c in res.checks:
+                d = merged.setdefault(c.name, c.to_dict())
+                if d["passed"] and not c.passed:   # keep the first failure's detail
+                    merged[c.name] = c.to_dict()
     finally:
         learner.train(was)
     return {"episodes_checked": len(failed) * sampler.tasks, "failed": sorted({n for f in failed for n in f}),
-            "per_batch": failed}
+            "per_batch": failed, "checks": list(merged.values())}
 
 
 def one_shot_runs_accuracy(learner, runs: list[dict], *, eps: float, attacks: str | list[str] = "pgd-20",

@@ -108,7 +108,9 @@ def _runs(r: dict) -> list[str]:
     lines = ["", "## Runs", ""]
     for key, cfg in r["runs"].items():
         ex = cfg.get("extra", {})
-        dist = f", t={ex.get('temperature')}, α={ex.get('kd_alpha')}, KL {ex.get('kl_reduction')}" if ex else ""
+        dist = (f", t={ex.get('temperature')}, α={ex.get('kd_alpha')}, KL {ex.get('kl_reduction')}"
+                if ex.get("temperature") is not None else "")
+        dist += f", head {ex['head']}, {ex['way']}-way {ex['shot']}-shot" if "head" in ex else ""
         lines.append(f"- `{key}`: {cfg['method']} {cfg['model']} (width {cfg['model_width']}), {cfg['epochs']} epochs, "
                      f"lr {cfg['lr']}, PGD-{cfg['steps']} ε={cfg['eps']:.4g}{dist}; `{cfg['checkpoint']}`")
     return lines
