@@ -17,6 +17,8 @@ from . import experiments_extra as X
 
 PAPER_NOTE = ("Tiny scale only in the harness (digits); paper-scale CIFAR runs use the same probes and "
               "models with the thesis's settings (docs/probes.md) but are not automated here.")
+PAPER_RUNS = ("`--scale paper` runs the thesis's settings on CIFAR (`--data-dir` holds the official archive; the "
+              "settings are in docs/probes.md); it was never run in this repository (no CIFAR, no GPU).")
 
 
 @register_measurement("probe-row")
@@ -44,15 +46,20 @@ def probe_extra(ctx, columns=(), why="") -> dict:
     return {"columns": list(columns), "why": why, "rows": rows}
 
 
-def _study(fn: Callable[..., dict], key: dict | None = None, takes_cache: bool = False):
+def _study(fn: Callable[..., dict], key: dict | None = None, takes_cache: bool = False, scaled: bool = False):
     """The hidden run: ``fn(seed=...)``, cached as JSON in the harness's cache directory under ``key``
     (default: the table's name), so tables that show the same study (Figures 6.1, 6.3, 6.4) run it once;
-    a study that ``takes_cache`` caches its rows there itself (Tables 6.6 and 6.7 share theirs)."""
+    a study that ``takes_cache`` caches its rows there itself (Tables 6.6 and 6.7 share theirs). A ``scaled``
+    study also gets the harness's scale and data directory (and its cache key the scale, beyond tiny)."""
     def produce(ctx, run):
         cache = ctx.cache_dir / "probes"
+        kw = {"scale": ctx.scale, "data_dir": ctx.data_dir} if scaled else {}
         if takes_cache:   # the study caches its own rows; its verdicts are recomputed
-            return fn(seed=ctx.seed, cache=cache)
-        return X.cached(cache, {**(key or {"table": ctx.table.name}), "seed": ctx.seed}, lambda: fn(seed=ctx.seed))
+            return fn(seed=ctx.seed, cache=cache, **kw)
+        # tiny keys stay as they were, so existing caches stay valid
+        scale_key = {"scale": ctx.scale} if ctx.scale != "tiny" else {}
+        return X.cached(cache, {**(key or {"table": ctx.table.name}), "seed": ctx.seed, **scale_key},
+                        lambda: fn(seed=ctx.seed, **kw))
     return produce
 
 
@@ -68,14 +75,16 @@ def _row(pick: Callable[[dict, str], dict]):
 
 
 def _table(name: str, title: str, fn, rows: list[tuple[str, str, dict]], pick, columns, claims, units="", notes=(),
-           extra=(), extra_why="", key=None, takes_cache=False, figure=False):
-    runs = (Run("study", "experiment", produce=_study(fn, key, takes_cache), row=False),) + tuple(
+           extra=(), extra_why="", key=None, takes_cache=False, figure=False, paper=False):
+    """Register one Chapter-6 table; ``paper`` tables also run at paper scale (the study takes ``scale``)."""
+    runs = (Run("study", "experiment", produce=_study(fn, key, takes_cache, paper), row=False),) + tuple(
         Run(key, label, produce=_row(pick), uses=("study",), thesis=thesis) for key, label, thesis in rows)
     measures = (Measure("probe-row"),) + ((Measure("probe-extra", {"all": {"columns": tuple(extra), "why": extra_why}}),)
                                           if extra else ()) + ((Measure("probe-figure"),) if figure else ())
     register_table(Table(
-        name, title, chapter=6, runs=runs, columns=tuple(columns), units=units, scales=("tiny",),
-        measures=measures, notes=tuple(notes) + (PAPER_NOTE,),
+        name, title, chapter=6, runs=runs, columns=tuple(columns), units=units,
+        scales=("tiny", "paper") if paper else ("tiny",),
+        measures=measures, notes=tuple(notes) + (PAPER_RUNS if paper else PAPER_NOTE,),
         claims=tuple(Claim(text, (lambda r, t=text: _verdict(r["study"]["claims"][t]))) for text in claims)))
 
 
@@ -100,7 +109,9 @@ _table("table-6.1", "Local minima of MLPs from various initialisations (loss, gr
        extra_why="Largest Hessian eigenvalue after training (the thesis quotes two in prose: 113,598.85 for the "
                  "Lemma 6.1 point and about 24.01 for the default), the fraction of active ReLUs and training accuracy.",
        notes=("Tiny: 4-layer MLP width 32 on digits, SGD lr 0.002 (the Lemma 6.1 point has λ_max ≈ 770 here), "
-              "momentum 0.4, weight decay 5e-4; 500 power iterations with a residual stop.",))
+              "momentum 0.4, weight decay 5e-4; 500 power iterations with a residual stop.",
+              "Paper: CIFAR-10, MLP 3072-2048-2048-1024-10, SGD lr 0.01 (÷10 at 150/250/350), momentum 0.4, "
+              "weight decay 5e-4, batch 128, 450 epochs, no augmentation.",), paper=True)
 
 
 # ---------------------------------------------------------------- Table 6.9 / Figure 6.6

@@ -52,14 +52,21 @@ _NORMALIZE = {"mean": "per-channel mean of the Normalize layer (default: the dat
                 input_shapes=(_DIGITS, _CIFAR), input_args=_image_and_size,
                 options={"width": "hidden units per layer (default 256)", "depth": "linear layers (default 3)",
                          "bias_init": "bias initialisation (thesis §6.2)", "bias_scale": "its scale",
+                         "widths": "hidden widths, one per hidden layer (overrides width and depth)",
                          **_NORMALIZE})
 def mlp(num_classes=10, in_channels=1, image_size=8, width=256, mean=None, std=None, depth=3,
-        bias_init="default", bias_scale=0.0):
-    """``depth`` linear layers (default 3: two hidden layers); ``bias_init``/``bias_scale`` as in
-    :func:`~robustlab.core.models.init.init_biases` (thesis §6.2)."""
+        bias_init="default", bias_scale=0.0, widths=None):
+    """``depth`` linear layers (default 3: two hidden layers), or hidden layers of the given ``widths``
+    (thesis §6.2's 3072-2048-2048-1024-10 is ``widths=(2048, 2048, 1024)``); ``bias_init``/``bias_scale``
+    as in :func:`~robustlab.core.models.init.init_biases` (thesis §6.2)."""
+    if widths is not None:
+        if not widths or min(int(w) for w in widths) < 1:
+            raise ConfigError(f"mlp widths must be positive hidden-layer sizes, got {widths}")
+        width, depth = None, len(widths) + 1
     if depth < 1:
         raise ConfigError(f"mlp depth must be >= 1, got {depth}")
-    dims = [in_channels * image_size * image_size] + [width] * (depth - 1) + [num_classes]
+    hidden = [int(w) for w in widths] if widths is not None else [width] * (depth - 1)
+    dims = [in_channels * image_size * image_size] + hidden + [num_classes]
     layers = [_normalize(in_channels, mean, std), nn.Flatten()]
     for i in range(depth):
         layers += [nn.Linear(dims[i], dims[i + 1])] + ([nn.ReLU()] if i < depth - 1 else [])

@@ -1,0 +1,68 @@
+"""Chapter 6 at paper scale: the registered tables resolve to the thesis's settings (§6.2–6.5), a
+paper-scale study reads the CIFAR archive it is given (a tiny fake one here, with shrunken settings),
+and a missing archive is the core's one-line error. Nothing here needs CIFAR or a GPU."""
+import pytest
+
+from robustlab.core.data import cifar
+from robustlab.core.errors import ConfigError
+from robustlab.probes import experiments as E
+from robustlab.reproduce import get_table
+from tests.conftest import run_cli
+from tests.core.data.test_data import _official_archive
+
+
+def test_table_6_1_paper_settings_are_the_thesis():
+    s = E.resolve(E.SETTINGS_6_1, "paper")
+    # §6.2: CIFAR-10, MLP 3072-2048-2048-1024-10, 450 epochs; SGD lr 0.01, momentum 0.4, wd 5e-4, ÷10 at 150/250/350
+    assert s["dataset"] == "cifar10" and tuple(s["widths"]) == (2048, 2048, 1024) and s["epochs"] == 450
+    assert (s["lr"], s["momentum"], s["weight_decay"], s["batch_size"]) == (0.01, 0.4, 5e-4, 128)
+    assert tuple(s["milestones"]) == (150, 250, 350) and s["iters"] == 500
+    assert E.resolve(E.SETTINGS_6_1, "tiny")["dataset"] == "digits"
+    assert "paper" in get_table("table-6.1").scales
+
+
+def test_paper_mlp_has_the_thesis_layer_sizes():
+    from robustlab.core.models import get_model
+
+    net = get_model("mlp", in_channels=3, image_size=32, **E.mlp_shape(E.resolve(E.SETTINGS_6_1, "paper")))
+    sizes = [(m.in_features, m.out_features) for m in net.modules() if hasattr(m, "in_features")]
+    assert sizes == [(3072, 2048), (2048, 2048), (2048, 1024), (1024, 10)]
+
+
+def test_resolve_rejects_unknown_scale_and_setting():
+    with pytest.raises(ConfigError, match="unknown scale"):
+        E.resolve(E.SETTINGS_6_1, "huge")
+    with pytest.raises(ConfigError, match="epoch"):
+        E.resolve(E.SETTINGS_6_1, "paper", epoch=3)
+
+
+@pytest.fixture
+def fake_cifar(tmp_path, monkeypatch):
+    """A tiny official-layout archive (5 × 4 training images) whose MD5 the loader accepts."""
+    def make(name="cifar10"):
+        path = tmp_path / cifar.ARCHIVES[name]["filename"]
+        _official_archive(path, n_per_batch=4, name=name)
+        monkeypatch.setitem(cifar.ARCHIVES[name], "md5", cifar.md5sum(path))
+        return tmp_path
+    return make
+
+
+def test_table_6_1_paper_path_reads_cifar(fake_cifar, monkeypatch):
+    data_dir = fake_cifar("cifar10")
+    seen = []
+    real = E.get_dataset
+    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    out = E.table_6_1(seed=0, scale="paper", data_dir=data_dir, widths=(16, 16, 12), epochs=1, milestones=(),
+                      iters=5, linear_iters=5, batch_size=8)
+    assert seen and all(s == ("cifar10", data_dir) for s in seen)
+    assert out["settings"]["dataset"] == "cifar10" and out["settings"]["scale"] == "paper"
+    # accuracies over the archive's 20 training images (digits has 1,347): multiples of 1/20
+    for r in out["rows"]:
+        assert abs(r["train_acc"] * 20 - round(r["train_acc"] * 20)) < 1e-6
+
+
+def test_paper_scale_without_the_archive_is_one_line(tmp_path):
+    p = run_cli("reproduce", "table-6.1", "--scale", "paper", "--data-dir", str(tmp_path / "none"),
+                "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and "cifar-10-python.tar.gz" in err[0], p.stderr
