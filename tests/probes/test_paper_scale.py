@@ -66,3 +66,41 @@ def test_paper_scale_without_the_archive_is_one_line(tmp_path):
                 "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1 and "cifar-10-python.tar.gz" in err[0], p.stderr
+
+
+def test_norm_bias_paper_settings_are_the_thesis():
+    from robustlab.probes import experiments_extra as X
+
+    r18 = X.norm_bias_settings("resnet18", "paper")
+    # §6.3.1: 300 epochs, lr 0.1 ÷10 at 100/175/225/275, momentum 0.9, 10 runs; §6.3: μ²/coef 2500/0.005
+    assert (r18["epochs"], r18["lr"], tuple(r18["milestones"]), r18["momentum"], r18["runs"]) == \
+        (300, 0.1, (100, 175, 225, 275), 0.9, 10)
+    assert (r18["dataset"], r18["mu2"], r18["coef"]) == ("cifar10", 2500.0, 0.005)
+    assert (X.norm_bias_settings("densenet40", "paper")["mu2"], X.norm_bias_settings("densenet40", "paper")["coef"]) \
+        == (2500.0, 0.005)
+    assert X.norm_bias_settings("mobilenetv2", "paper")["mu2"] == 5000.0
+    assert X.norm_bias_settings("mobilenetv2", "paper")["coef"] == 0.001
+    fix = X.norm_bias_settings("fixup-resnet20", "paper")
+    assert (fix["mu2"], fix["coef"]) == (1000.0, 0.0005)
+    # §6.3.1, CIFAR-100: 8100/0.005, 7500/0.001, 2000/0.0005
+    assert [(X.norm_bias_settings(m, "paper", cifar100=True)["mu2"], X.norm_bias_settings(m, "paper", True)["coef"])
+            for m in ("resnet18", "densenet40", "fixup-resnet20")] == [(8100.0, 0.005), (7500.0, 0.001), (2000.0, 0.0005)]
+    assert X.norm_bias_settings("resnet18", "paper", cifar100=True)["dataset"] == "cifar100"
+    assert X.norm_bias_settings("resnet18", "tiny")["dataset"] == "digits"
+    for t in ("table-6.5", "table-6.6", "table-6.7"):
+        assert "paper" in get_table(t).scales
+
+
+def test_norm_bias_paper_path_reads_cifar100(fake_cifar, monkeypatch):
+    from robustlab.probes import experiments_extra as X
+
+    data_dir = fake_cifar("cifar100")
+    seen = []
+    real = X.get_dataset
+    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    row = X.norm_bias_row("mlp", seed=0, scale="paper", cifar100=True, data_dir=data_dir, epochs=1, runs=2,
+                          milestones=(), batch_size=8, arch_options={"widths": (8,)})
+    assert seen and all(s == ("cifar100", data_dir) for s in seen)
+    # test accuracies over the archive's 4 test images (digits has 450): multiples of 1/4
+    for k in X.REGIMES:
+        assert all(abs(a * 4 - round(a * 4)) < 1e-6 for a in row[k]["accs"])
