@@ -104,3 +104,37 @@ def test_norm_bias_paper_path_reads_cifar100(fake_cifar, monkeypatch):
     # test accuracies over the archive's 4 test images (digits has 450): multiples of 1/4
     for k in X.REGIMES:
         assert all(abs(a * 4 - round(a * 4)) < 1e-6 for a in row[k]["accs"])
+
+
+def test_rank_paper_settings_are_the_thesis():
+    from robustlab.probes import experiments_extra as X
+
+    s = X.rank_settings("resnet18", "paper")
+    # §6.5.1: batch 128, 200 epochs, lr 0.01 ÷10 at 100/150/175/190; PGD-7 8/255 step 2/255; 15 epochs at lr 0.001
+    assert (s["dataset"], s["batch_size"], s["epochs"], s["lr"], tuple(s["milestones"])) == \
+        ("cifar10", 128, 200, 0.01, (100, 150, 175, 190))
+    assert (s["train_eps"], s["train_steps"], s["finetune_epochs"], s["finetune_lr"]) == (8 / 255, 7, 15, 0.001)
+    assert tuple(s["eps"]) == (8 / 255, 1 / 255) and s["arch_options"] == {} and s["adv"] == {}
+    assert X.rank_settings("resnet18-noskip", "paper")["arch_options"] == {"skip": False}
+    # CIFAR-100 adversarial training: batch 256, lr 0.1, 300 epochs ÷10 at 200/250; 350 at 200/250/300 w/o skips
+    assert X.rank_settings("resnet18", "paper", cifar100=True)["adv"] == \
+        dict(batch_size=256, epochs=300, lr=0.1, milestones=(200, 250))
+    assert X.rank_settings("resnet18-noskip", "paper", cifar100=True)["adv"]["epochs"] == 350
+    assert X.rank_settings("resnet18", "paper", cifar100=True)["dataset"] == "cifar100"
+    for t in ("table-6.8", "table-6.10"):
+        assert "paper" in get_table(t).scales
+
+
+def test_rank_paper_path_reads_cifar10(fake_cifar, monkeypatch):
+    from robustlab.probes import experiments_extra as X
+
+    data_dir = fake_cifar("cifar10")
+    seen = []
+    real = X.get_dataset
+    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    st = X.rank_study("resnet18", seed=0, scale="paper", data_dir=data_dir, arch_options={"width": 2}, epochs=1,
+                      milestones=(), finetune_epochs=1, train_steps=1, batch_size=10, n_eval=4, augment=False)
+    assert seen == [("cifar10", data_dir)]
+    assert [r["method"] for r in st["rows"]] == list(X.RANK_METHODS)
+    # clean accuracy over the archive's 4 evaluated test images: multiples of 25%
+    assert all(abs(r["clean"] / 25 - round(r["clean"] / 25)) < 1e-6 for r in st["rows"])

@@ -306,6 +306,36 @@ CLAIM_RK_NOT_LOW = ("Adversarial training does not imply low rank: the adversari
 CLAIM_RK_INIT = "Initialisations are higher in effective rank than trained models (Fig. 6.6's black dots)"
 TINY_RANK_CNN = dict(epochs=10, lr=0.05, finetune_epochs=4, finetune_lr=0.005, batch_size=64, weight_decay=5e-4,
                      q_min=0.3, q_max=0.9, eps=(0.1, 0.02), train_eps=0.1, train_steps=7, n_eval=300)
+#: Paper scale (thesis §6.5.1): natural training — and adversarial training on CIFAR-10 — with batch 128, 200 epochs,
+#: lr 0.01 ÷10 at 100/150/175/190; PGD-7 at ε = 8/255, step 2/255; flips and crops; 15 fine-tuning epochs at lr 0.001
+#: (÷10 after the 3rd and 5th) with the projections; PGD-20 at 8/255 and 1/255 (steps 2/255, 0.25/255 = ε/4).
+#: Ours (not in the thesis): momentum 0.9 (the core default), weight decay 5e-4, projecting at every fine-tuning
+#: epoch end ("periodically"), the 30% / 90% σ quantiles as RankMin / RankMax thresholds, the whole test set.
+PAPER_RANK_CNN = dict(epochs=200, lr=0.01, milestones=(100, 150, 175, 190), finetune_epochs=15, finetune_lr=0.001,
+                      batch_size=128, weight_decay=5e-4, q_min=0.3, q_max=0.9, eps=(8 / 255, 1 / 255),
+                      train_eps=8 / 255, train_steps=7, n_eval=10_000, augment="crop+flip")
+#: adversarial training on CIFAR-100 (§6.5.1): batch 256, lr 0.1, 300 epochs ÷10 at 200/250 (ResNet-18) or
+#: 350 epochs ÷10 at 200/250/300 (without skips)
+PAPER_RANK_ADV_C100 = {"resnet18": dict(batch_size=256, epochs=300, lr=0.1, milestones=(200, 250)),
+                       "resnet18-noskip": dict(batch_size=256, epochs=350, lr=0.1, milestones=(200, 250, 300))}
+
+
+def rank_settings(arch: str, scale: str = "tiny", cifar100: bool = False, **overrides) -> dict:
+    """Tables 6.8 / 6.10's settings for ``arch`` (``resnet18`` or ``resnet18-noskip``) at ``scale``; ``adv`` holds
+    what adversarial training changes (tiny: nothing), ``milestones`` None is the tiny 75% rule."""
+    tiny = {"dataset": "digits", **TINY_RANK_CNN, "milestones": None, "augment": False,
+            "arch_options": TINY_ARCH[arch], "adv": {}}
+    paper = {"dataset": "cifar100" if cifar100 else "cifar10", **PAPER_RANK_CNN,
+             "arch_options": {k: v for k, v in TINY_ARCH[arch].items() if k != "width"},
+             "adv": PAPER_RANK_ADV_C100[arch] if cifar100 else {}}
+    return resolve({"tiny": tiny, "paper": paper}, scale, **overrides)
+
+
+def _rank_model(arch: str, s: dict, data) -> nn.Module:
+    if s["dataset"] == "digits":
+        return tiny_model(arch)
+    return build_model(arch.replace("-noskip", ""), data.num_classes, tuple(data.x_train.shape[1:]),
+                       options=s["arch_options"])
 
 
 def _conv_sigma_quantile(net: nn.Module, x: torch.Tensor, q: float) -> float:
@@ -339,21 +369,24 @@ def _rank_finetune(base: nn.Module, mode: str | None, data, s: dict, seed: int, 
             project_network(m, x1, mode, value, skip_small=True)
         return {}
 
-    c = TrainConfig(model="resnet18", dataset="digits", method="pgd-at" if adversarial else "natural",
+    c = TrainConfig(model="resnet18", dataset=s["dataset"], method="pgd-at" if adversarial else "natural",
                     milestones=(3, 5), seed=seed, epochs=s["finetune_epochs"], lr=s["finetune_lr"],
                     batch_size=s["batch_size"], weight_decay=s["weight_decay"], eps=s["train_eps"],
                     alpha=s["train_eps"] / 4, steps=s["train_steps"])
-    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False, on_epoch_end=hook)
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size, augment=s["augment"]), c, progress=False,
+        on_epoch_end=hook)
     return net
 
 
 def _rank_base(arch: str, adversarial: bool, data, s: dict, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    net = tiny_model(arch)
-    c = TrainConfig(model="resnet18", dataset="digits", method="pgd-at" if adversarial else "natural", seed=seed,
-                    epochs=s["epochs"], lr=s["lr"], milestones=(int(s["epochs"] * 0.75),), batch_size=s["batch_size"],
+    net = _rank_model(arch, s, data)
+    t = {**s, **s["adv"]} if adversarial else s
+    milestones = (int(t["epochs"] * 0.75),) if t["milestones"] is None else tuple(t["milestones"])
+    c = TrainConfig(model="resnet18", dataset=s["dataset"], method="pgd-at" if adversarial else "natural", seed=seed,
+                    epochs=t["epochs"], lr=t["lr"], milestones=milestones, batch_size=t["batch_size"],
                     weight_decay=s["weight_decay"], eps=s["train_eps"], alpha=s["train_eps"] / 4, steps=s["train_steps"])
-    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size), c, progress=False)
+    fit(net, TensorBatches(data.x_train, data.y_train, c.batch_size, augment=s["augment"]), c, progress=False)
     return net
 
 
@@ -366,19 +399,21 @@ def _rank_row(net: nn.Module, method: str, data, s: dict, seed: int) -> dict:
             "mean_effective_rank": mean_conv_rank(net, data.x_train)}
 
 
-def rank_study(arch: str, seed: int = 0, **overrides) -> dict:
+def rank_study(arch: str, seed: int = 0, scale: str = "tiny", cifar100: bool = False, data_dir=None,
+               **overrides) -> dict:
     """Tables 6.8 / 6.10 for one architecture: natural and 7-step-PGD adversarial training, then plain,
     RankMax and RankMin fine-tuning of each; accuracy, PGD-20 robustness at two radii, effective ranks."""
-    s = {**TINY_RANK_CNN, **overrides}
-    data = get_dataset("digits")
+    s = rank_settings(arch, scale, cifar100, **overrides)
+    data = get_dataset(s["dataset"], data_dir)
     torch.manual_seed(seed)
-    init_rank = mean_conv_rank(tiny_model(arch), data.x_train)
+    init_rank = mean_conv_rank(_rank_model(arch, s, data), data.x_train)
     rows = []
     for adversarial, names in ((False, RANK_METHODS[:3]), (True, RANK_METHODS[3:])):
         base = _rank_base(arch, adversarial, data, s, seed)
         for name, mode in zip(names, (None, "max", "min")):
             rows.append(_rank_row(_rank_finetune(base, mode, data, s, seed, adversarial), name, data, s, seed))
-    return {"arch": arch, "rows": rows, "init_mean_effective_rank": init_rank, "settings": {**s, "seed": seed}}
+    shown = {**TINY_RANK_CNN, **overrides} if scale == "tiny" else s   # tiny caches keep their shape
+    return {"arch": arch, "rows": rows, "init_mean_effective_rank": init_rank, "settings": {**shown, "seed": seed}}
 
 
 def rank_claims(studies: list[dict]) -> dict:
@@ -407,14 +442,26 @@ def _robust_gap(study: dict, hi: str, lo: str) -> tuple[str, float, float]:
     return study.get("arch", "?"), a - b, math.sqrt((a * (1 - a) + b * (1 - b)) / n)
 
 
-def rank_table(seed: int = 0, cifar100: bool = False, cache=None, **overrides) -> dict:
-    """Tables 6.8 (CIFAR-10) and 6.10 (CIFAR-100; digits here): ResNet-18 with and without skips."""
-    key = {"seed": seed, **TINY_RANK_CNN, **overrides}
-    studies = [cached(cache, {"rank_study": a, "arch": TINY_ARCH[a], **key}, lambda a=a: rank_study(a, seed, **overrides))
+def _rank_key(arch: str, seed: int, scale: str, cifar100: bool, overrides: dict) -> dict:
+    """A study's cache key: tiny keys stay as they were (existing caches stay valid); paper keys hold the settings."""
+    if scale == "tiny":
+        return {"rank_study": arch, "arch": TINY_ARCH[arch], "seed": seed, **TINY_RANK_CNN, **overrides}
+    return {"rank_study": arch, "seed": seed, "scale": scale, **rank_settings(arch, scale, cifar100, **overrides)}
+
+
+def rank_table(seed: int = 0, cifar100: bool = False, cache=None, scale: str = "tiny", data_dir=None,
+               **overrides) -> dict:
+    """Tables 6.8 (CIFAR-10) and 6.10 (CIFAR-100; digits at tiny scale): ResNet-18 with and without skips."""
+    studies = [cached(cache, _rank_key(a, seed, scale, cifar100, overrides),
+                      lambda a=a: rank_study(a, seed, scale, cifar100, data_dir, **overrides))
                for a in ("resnet18", "resnet18-noskip")]
     claims = rank_claims(studies)
     if cifar100:
-        claims = {f"{k} (CIFAR-100)": {"not_testable": NO_C100} for k in claims}
+        claims = {f"{k} (CIFAR-100)": {"not_testable": NO_C100} if scale == "tiny" else v for k, v in claims.items()}
+    if scale != "tiny":
+        return {"studies": studies, "claims": claims, "note": "Paper scale (thesis §6.5.1): CIFAR, full-width ResNet-18.",
+                "settings": {"seed": seed, "scale": scale, **{a: rank_settings(a, scale, cifar100, **overrides)
+                                                              for a in ("resnet18", "resnet18-noskip")}}}
     return {"studies": studies, "claims": claims, "settings": {**TINY_RANK_CNN, **overrides, "seed": seed},
             "note": "Tiny scale: digits, ResNet-18 width 4 (with / without skips), PGD-7 adversarial training at "
                     "ε = 0.1; RankMin zeroes σ below the 30% quantile and RankMax clips σ at the 90% quantile of "

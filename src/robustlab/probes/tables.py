@@ -1,10 +1,11 @@
-"""Chapter 6's thesis tables and figures in the reproduction harness (tiny scale).
+"""Chapter 6's thesis tables and figures in the reproduction harness (tiny scale; Tables 6.1, 6.5–6.8, 6.10 also paper).
 
 Each table has one hidden run ``study`` that runs the experiment of :mod:`.experiments` with the
 harness's seed, and one run per row of the thesis's table that picks its row out of the study;
 the per-run measurement ``probe-row`` reports that row's numbers next to the thesis's, and the
-claims read the verdicts the experiment computed. Paper scale (CIFAR, hundreds of epochs) is not
-wired to the harness: the instruments and models support it, the schedules are in docs/probes.md.
+claims read the verdicts the experiment computed. Tables registered with ``paper=True`` pass the
+harness's scale and data directory to their study, which then runs the thesis's CIFAR settings (the
+experiments' per-scale settings); the others are tiny only, their paper schedules in docs/probes.md.
 """
 from __future__ import annotations
 
@@ -279,18 +280,24 @@ _RK_NOTE = ("Tiny: digits; ResNet-18 width 4 with and without skips, 10 epochs n
             "the network's convolution spectra (ours: the thesis gives no thresholds; first conv, shortcuts and "
             "convolutions on maps smaller than their 3×3 filter — ResNet-18's last stages on 8×8 — are left out); robust_big / robust_small are PGD-20 at ε = 0.1 / 0.02 (step ε/4) "
             "on 300 test images (thesis: 8/255, 1/255 on CIFAR).")
+_RK_PAPER = ("Paper (thesis §6.5.1): CIFAR, full-width ResNet-18 with / without skips; batch 128, 200 epochs, lr 0.01 "
+             "÷10 at 100/150/175/190, natural or PGD-7 AT (ε 8/255, step 2/255; CIFAR-100 AT: batch 256, lr 0.1, 300 "
+             "epochs ÷10 at 200/250, or 350 ÷10 at 200/250/300 without skips), flips + crops; 15 fine-tuning epochs at "
+             "lr 0.001 ÷10 after the 3rd and 5th; PGD-20 at 8/255 and 1/255 (step ε/4) on the whole test set. Ours: "
+             "momentum 0.9, weight decay 5e-4, the 30%/90% σ quantiles, projecting after every fine-tuning epoch.")
 _RK_WHY = ("Mean effective rank ‖σ‖₁/‖σ‖₂ of the studied convolutions; the thesis shows these only as Figure 6.6's "
            "plot, without numbers.")
 _RK_COLS = ("clean", "robust_big", "robust_small")
 _table("table-6.8", "RankMin / RankMax with natural and adversarial training (ResNet-18, CIFAR-10)",
-       lambda seed, cache: X.rank_table(seed, False, cache), _rank_rows(X.THESIS_6_8, _RK_COLS), _pick_rank, _RK_COLS,
-       _RK_CLAIMS, units="%", notes=(_RK_NOTE,), extra=("mean_effective_rank", "train"), extra_why=_RK_WHY,
-       takes_cache=True)
+       lambda seed, cache, **kw: X.rank_table(seed, False, cache, **kw), _rank_rows(X.THESIS_6_8, _RK_COLS), _pick_rank,
+       _RK_COLS, _RK_CLAIMS, units="%", notes=(_RK_NOTE, _RK_PAPER), extra=("mean_effective_rank", "train"),
+       extra_why=_RK_WHY, takes_cache=True, paper=True)
 _table("table-6.10", "RankMin / RankMax with natural and adversarial training (ResNet-18, CIFAR-100)",
-       lambda seed, cache: X.rank_table(seed, True, cache), _rank_rows(X.THESIS_6_10, ("train",) + _RK_COLS),
+       lambda seed, cache, **kw: X.rank_table(seed, True, cache, **kw), _rank_rows(X.THESIS_6_10, ("train",) + _RK_COLS),
        _pick_rank, ("train",) + _RK_COLS, tuple(f"{c} (CIFAR-100)" for c in _RK_CLAIMS), units="%",
-       notes=(_RK_NOTE, "Our rows are the digits runs of table-6.8 (shared cache); CIFAR-100 is not available at "
-                        "tiny scale."), extra=("mean_effective_rank",), extra_why=_RK_WHY, takes_cache=True)
+       notes=(_RK_NOTE, "Tiny: our rows are the digits runs of table-6.8 (shared cache); CIFAR-100 is not available "
+                        "at tiny scale.", _RK_PAPER), extra=("mean_effective_rank",), extra_why=_RK_WHY,
+       takes_cache=True, paper=True)
 
 
 # ---------------------------------------------------------------- Figures 6.2–6.4 (NTK during and after training)
