@@ -138,3 +138,25 @@ def test_rank_paper_path_reads_cifar10(fake_cifar, monkeypatch):
     assert [r["method"] for r in st["rows"]] == list(X.RANK_METHODS)
     # clean accuracy over the archive's 4 evaluated test images: multiples of 25%
     assert all(abs(r["clean"] / 25 - round(r["clean"] / 25)) < 1e-6 for r in st["rows"])
+
+
+def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):
+    from robustlab.probes import experiments_extra as X
+
+    r18 = X.minima_settings("resnet18", "paper")
+    assert (r18["dataset"], r18["arch_options"]) == ("cifar10", {})   # full-width ResNet-18 (§6.2, Table 6.2)
+    assert X.minima_settings("resnet18", "paper", cifar100=True)["dataset"] == "cifar100"   # Table 6.3
+    mlp = X.minima_settings("mlp", "paper", cifar100=True)   # Table 6.4: the MLP on CIFAR-100
+    assert (mlp["dataset"], tuple(mlp["arch_options"]["widths"])) == ("cifar100", (2048, 2048, 1024))
+    for t in ("table-6.2", "table-6.3", "table-6.4"):
+        assert "paper" in get_table(t).scales
+    data_dir = fake_cifar("cifar100")
+    seen = []
+    real = X.get_dataset
+    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    out = X.local_minima_table("mlp", {"default": None, "zero": None}, seed=0, cifar100=True, scale="paper",
+                               data_dir=data_dir, epochs=1, milestones=(), batch_size=4, arch_options={"widths": (8,)})
+    assert seen and all(s == ("cifar100", data_dir) for s in seen)
+    # the zero initialisation outputs uniform logits over CIFAR-100's 100 classes: loss ln 100 at init
+    zero = next(r for r in out["rows"] if r["init"] == "zero")
+    assert zero["loss_init"] == pytest.approx(4.60517, abs=1e-4)
