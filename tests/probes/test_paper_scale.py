@@ -160,3 +160,20 @@ def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):
     # the zero initialisation outputs uniform logits over CIFAR-100's 100 classes: loss ln 100 at init
     zero = next(r for r in out["rows"] if r["init"] == "zero")
     assert zero["loss_init"] == pytest.approx(4.60517, abs=1e-4)
+
+
+def test_table_6_9_paper_settings_and_path(fake_cifar, monkeypatch):
+    s = E.resolve(E.SETTINGS_6_9, "paper")
+    # §6.5.1: CIFAR-10, 100 epochs lr 0.01 ÷10 at 60/80/90, 8 more epochs with the projections, PGD-20 8/255, 1/255
+    assert (s["dataset"], s["epochs"], s["lr"], tuple(s["milestones"]), s["finetune_epochs"]) == \
+        ("cifar10", 100, 0.01, (60, 80, 90), 8)
+    assert tuple(s["eps"]) == (8 / 255, 1 / 255) and "paper" in get_table("table-6.9").scales
+    data_dir = fake_cifar("cifar10")
+    seen = []
+    real = E.get_dataset
+    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    out = E.table_6_9(seed=0, scale="paper", data_dir=data_dir, widths=(8, 8), epochs=1, milestones=(),
+                      finetune_epochs=1, batch_size=10, n_eval=4)
+    assert seen == [("cifar10", data_dir)]
+    # a 3072-8-8-10 MLP has three linear layers, each with an effective rank
+    assert all(len(r["effective_ranks"]) == 3 for r in out["rows"])
