@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..core.errors import DataError
 from ..core.io import write_json
@@ -51,6 +52,25 @@ class NotRun:
     """The artifact of a row that this scale does not produce, and why (its cells stay empty)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Defended:
+    """A trained learner behind a pre-processing defense (§5.5), attacked through ``gradient`` with EOT-``eot``."""
+
+    base: TrainedModel
+    defense: str
+    path: Path
+    gradient: str = "bpda"
+    eot: int = 1
+
+
+#: pre-processing defenses of Table 5.12 (:mod:`.defenses`): training options per scale, EOT samples of the attack
+DEFENSE_OPTIONS = {
+    "tiny": {"wavelet-sr": dict(epochs=10), "defensegan": dict(epochs=30, width=32, restarts=2, steps=25)},
+    "paper": {"wavelet-sr": dict(epochs=30), "defensegan": dict(epochs=30)},
+}
+DEFENSE_EOT = {"wavelet-sr": 1, "defensegan": 2}
 
 
 @dataclass(frozen=True)
@@ -128,11 +148,48 @@ def rehead(ctx, run):
     return Reheaded(base, run.per_scale("train", ctx.scale)["head"])
 
 
+def defend(ctx, run):
+    """``Run.produce``: the learner of the run it ``uses`` behind the defense named in ``Run.train``.
+
+    The defense is trained on the meta-train classes' images (:func:`.defenses.train_defense`) and
+    cached in the cache folder by a hash of its options and data; attacks use BPDA (+ EOT for DefenseGAN).
+    """
+    base = ctx.artifacts[run.uses[0]]
+    why = module_missing("robustlab.meta.defenses")
+    if isinstance(base, NotRun) or why:
+        return base if isinstance(base, NotRun) else NotRun(why)
+    from .defenses import train_defense
+
+    name = run.per_scale("train", ctx.scale)["defense"]
+    opts = DEFENSE_OPTIONS[ctx.scale][name]
+    data = resolve_data(ctx, base.config["dataset"])
+    f = ctx.cache_dir / f"defense-{name}-{_hash([opts, data.name, len(data.x), ctx.seed])}.safetensors"
+    if f.exists():
+        ctx.log(f"reuse {run.key}: {f}")
+    else:
+        ctx.log(f"train defense {name} for {run.key} → {f}")
+        train_defense(name, data, f, seed=ctx.seed, **opts)
+    return Defended(base, name, f, "bpda", DEFENSE_EOT[name])
+
+
+def _base(artifact):
+    return artifact.base if isinstance(artifact, (Reheaded, Defended)) else artifact
+
+
+def _defense_kw(artifact) -> dict:
+    """The defense arguments of the evaluation functions (none for an undefended learner)."""
+    if not isinstance(artifact, Defended):
+        return {}
+    from .defenses import load_defense
+
+    return {"defense": load_defense(artifact.path), "gradient": artifact.gradient, "eot": artifact.eot}
+
+
 def _load(ctx, artifact):
-    """(learner, cfg, data) of a trained or re-headed artifact."""
+    """(learner, cfg, data) of a trained, re-headed or defended artifact."""
     from .run import load_learner
 
-    base = artifact.base if isinstance(artifact, Reheaded) else artifact
+    base = _base(artifact)
     learner, cfg, _ = load_learner(base.path)
     data = resolve_data(ctx, cfg.dataset)
     if isinstance(artifact, Reheaded):
@@ -159,12 +216,13 @@ def _evaluate(ctx, artifact, ev: dict) -> dict:
     from .evaluate import episode_accuracies
     from .run import meta_test_sampler
 
-    base = artifact.base if isinstance(artifact, Reheaded) else artifact
+    base = _base(artifact)
     episodes = ev.get("episodes", EPISODES[ctx.scale])
     episodes = ctx.n or (episodes[ctx.scale] if isinstance(episodes, dict) else episodes)
     key = {k: ev.get(k) for k in ("attacks", "shot", "adv_finetune")}
     key["query"] = ev.get("query", QUERY[ctx.scale])
-    key.update(head=getattr(artifact, "head", None), episodes=episodes, seed=ctx.seed)
+    key.update(head=getattr(artifact, "head", None), episodes=episodes, seed=ctx.seed,
+               defense=[str(getattr(artifact, k, None)) for k in ("path", "gradient", "eot")])
     f = base.path.parent / f"fewshot-eval-{_hash(key)}.json"
     if f.exists():
         return json.loads(f.read_text())
@@ -173,7 +231,7 @@ def _evaluate(ctx, artifact, ev: dict) -> dict:
     cfg = cfg.replace(extra=extra)
     sa = support_pgd(cfg, cfg.eps, ctx.seed) if ev.get("adv_finetune") else None
     res = episode_accuracies(learner, meta_test_sampler(data, cfg, tasks=min(4, episodes)), episodes=episodes, eps=cfg.eps,
-                             attacks=ev.get("attacks", ""), seed=ctx.seed, support_attack=sa)
+                             attacks=ev.get("attacks", ""), seed=ctx.seed, support_attack=sa, **_defense_kw(artifact))
     res["data_source"] = data.source
     write_json(f, res)
     return res
@@ -183,14 +241,15 @@ def _checks(ctx, artifact, episodes: int, shot: int) -> dict:
     from .evaluate import masking_checks
     from .run import meta_test_sampler
 
-    base = artifact.base if isinstance(artifact, Reheaded) else artifact
-    f = base.path.parent / f"fewshot-checks-{_hash([getattr(artifact, 'head', None), episodes, shot, ctx.seed])}.json"
+    base = _base(artifact)
+    tag = [getattr(artifact, "head", None), episodes, shot, ctx.seed, str(getattr(artifact, "path", ""))]
+    f = base.path.parent / f"fewshot-checks-{_hash(tag)}.json"
     if f.exists():
         return json.loads(f.read_text())
     learner, cfg, data = _load(ctx, artifact)
     cfg = cfg.replace(extra={**cfg.extra, "test_shot": shot, "test_query": QUERY[ctx.scale]})
     sampler = meta_test_sampler(data, cfg, tasks=min(4, episodes))
-    res = masking_checks(learner, sampler, eps=cfg.eps, episodes=episodes, seed=ctx.seed)
+    res = masking_checks(learner, sampler, eps=cfg.eps, episodes=episodes, seed=ctx.seed, **_defense_kw(artifact))
     write_json(f, res)
     return res
 
