@@ -48,10 +48,10 @@ def nat(r, k):
     return r[k]["natural"]
 
 
-#: how far two seeds moved the same comparison of two robust students at tiny scale (Tables 4.6 and 4.9,
-#: seeds 0 and 1, docs/distillation.md): a comparison decided by less is NOT TESTABLE there
-TINY_SPREAD = {"tiny": (0.03, "Tables 4.6 and 4.9 on seeds 0 and 1: the same comparisons moved by up to "
-                              "2.9 points and changed sign")}
+#: how far two seeds moved the same comparison of two robust students at tiny scale (seeds 0 and 1 of
+#: Tables 4.6–4.9, 4.15 and 4.16, docs/distillation.md): a comparison decided by less is NOT TESTABLE there
+TINY_SPREAD = {"tiny": (0.045, "seeds 0 and 1 of Tables 4.6–4.9, 4.15 and 4.16 moved the same comparisons by "
+                               "up to 4.5 points, e.g. ARD MNV2 → MNV2 vs AT MNV2: −4.0 and +0.5")}
 
 
 def exceeds(text, lhs, rhs):

@@ -178,7 +178,7 @@ def _within_noise(claim: Claim, results: dict, scale: str) -> NotTestable | None
     gap = claim.margin(results)
     if abs(gap) >= spread:
         return None
-    return NotTestable(f"decided by {100 * gap:+.1f} points, inside the {100 * spread:.0f}-point spread two seeds "
+    return NotTestable(f"decided by {100 * gap:+.1f} points, inside the {100 * spread:g}-point spread two seeds "
                        f"show at {scale} scale ({why}); not judged on noise")
 
 
