@@ -85,6 +85,7 @@ def solve_svm_dual(K: torch.Tensor, Y: torch.Tensor, C: float = 0.1, tol: float 
         beta = torch.full_like(Y, C / Y.shape[-1])  # the simplex's centre: all classes equal
         z, t = beta.clone(), 1.0
         it, res, free = 0, float("inf"), beta > 0
+        alpha_p = C * Y - beta
         while it < max_iter:
             for _ in range(check_every):
                 grad_beta = -(Kd @ (C * Y - z) - Y)
@@ -93,7 +94,11 @@ def solve_svm_dual(K: torch.Tensor, Y: torch.Tensor, C: float = 0.1, tol: float 
                 z = new + ((t - 1) / t_new) * (new - beta)
                 beta, t = new, t_new
                 it += 1
-            free = beta > 0
+            before, free = free, beta > 0
+            # polishing (a dense KKT solve of the face) can only succeed once the active set has settled, so
+            # try it when the set held still over the last iterations — and every 10th check regardless
+            if not torch.equal(free, before) and it % (10 * check_every) and it < max_iter:
+                continue
             alpha_p, _ = face_solve(Kd, Y, C, free)
             res = float(kkt_residual(Kd, Y, C, alpha_p).max())
             if res <= tol:
