@@ -65,7 +65,9 @@ def test_paper_scale_without_the_archive_is_one_line(tmp_path):
     p = run_cli("reproduce", "table-6.1", "--scale", "paper", "--data-dir", str(tmp_path / "none"),
                 "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
     err = p.stderr.strip().splitlines()
+    # the harness handed the study its scale and --data-dir: the error names that folder and the archive
     assert p.returncode == 2 and len(err) == 1 and "cifar-10-python.tar.gz" in err[0], p.stderr
+    assert str(tmp_path / "none") in err[0]
 
 
 def test_norm_bias_paper_settings_are_the_thesis():

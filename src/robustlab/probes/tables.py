@@ -16,8 +16,8 @@ from ..reproduce.table import NotTestable
 from . import experiments as E
 from . import experiments_extra as X
 
-PAPER_NOTE = ("Tiny scale only in the harness (digits); paper-scale CIFAR runs use the same probes and "
-              "models with the thesis's settings (docs/probes.md) but are not automated here.")
+PAPER_NOTE = ("Tiny scale only in the harness (digits): the figure's rows are the tiny width grid and epochs, and "
+              "the thesis gives its widths only as plots; the paper settings in docs/probes.md are documentation.")
 PAPER_RUNS = ("`--scale paper` runs the thesis's settings on CIFAR (`--data-dir` holds the official archive; the "
               "settings are in docs/probes.md); it was never run in this repository (no CIFAR, no GPU).")
 
