@@ -179,3 +179,42 @@ def test_table_6_9_paper_settings_and_path(fake_cifar, monkeypatch):
     assert seen == [("cifar10", data_dir)]
     # a 3072-8-8-10 MLP has three linear layers, each with an effective rank
     assert all(len(r["effective_ranks"]) == 3 for r in out["rows"])
+
+
+def test_ntk_figures_paper_settings():
+    s = E.resolve(E.NTK_SETTINGS, "paper")
+    # §6.4: CIFAR-10, 25 sampled images; the authors' NTK script: SGD lr 0.01, momentum 0.9, wd 5e-4, batch 128,
+    # lr ×0.2 at 60/120, 150 epochs; the width grid is ours (the thesis plots only)
+    assert (s["dataset"], s["n_samples"], s["epochs"], tuple(s["milestones"]), s["lr_gamma"]) == \
+        ("cifar10", 25, 150, (60, 120), 0.2)
+    assert (s["lr"], s["momentum"], s["weight_decay"], s["batch_size"]) == (0.01, 0.9, 5e-4, 128)
+    assert s["widths"]["mlp-2"] == s["widths"]["mlp-4"] == (64, 512, 4096)
+    assert s["widths"]["convnet6"] == (16, 64, 256) and s["widths"]["wrn-16-nobn"] == (1, 4, 8)
+    assert s["models"]["wrn-16-noskip"] == {"skip": False} and s["models"]["mlp-4"]["depth"] == 4
+    for name in ("table-6.f1", "table-6.f3", "table-6.f4", "table-6.f5"):
+        t = get_table(name)
+        assert "paper" in t.scales
+        rows = [r for r in t.runs if r.row]
+        # one row per width index, the same at both scales (three per family)
+        assert all(len(E.NTK_SETTINGS[sc]["widths"][r.key.split("@")[0]]) == 3 for r in rows for sc in ("tiny", "paper"))
+    assert get_table("table-6.f2").scales == ("tiny",)
+
+
+def test_ntk_paper_path_reads_cifar(fake_cifar, monkeypatch):
+    data_dir = fake_cifar("cifar10")
+    seen = []
+    real = E.get_dataset
+    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    small = dict(epochs=1, milestones=(), n_samples=3, batch_size=8)
+    out = E.figure_6_1(0, ("mlp-2", "convnet6"), scale="paper", data_dir=data_dir,
+                       widths={"mlp-2": (4, 8), "convnet6": (2,)}, **small)
+    assert seen and all(s == ("cifar10", data_dir) for s in seen)
+    assert [(r["family"], r["width"]) for r in out["rows"]] == [("mlp-2", 4), ("mlp-2", 8), ("convnet6", 2)]
+    # 3×32×32 inputs: MLP 3072-w-10 has 3072w+w+10w+10 parameters; the ConvNet (pool 3: 32→10→3) has
+    # convs 3→2→4→4→8→8 (3×3, with biases) and Linear(8·3·3 → 10)
+    assert [r["params"] for r in out["rows"][:2]] == [3072 * w + w + 10 * w + 10 for w in (4, 8)]
+    convs = sum(9 * a * b + b for a, b in ((3, 2), (2, 4), (4, 4), (4, 8), (8, 8)))
+    assert out["rows"][2]["params"] == convs + 72 * 10 + 10
+    assert out["settings"]["scale"] == "paper" and out["settings"]["dataset"] == "cifar10"
+    # test accuracy over the archive's 4 test images: a multiple of 1/4
+    assert all(abs(r["test_acc"] * 4 - round(r["test_acc"] * 4)) < 1e-6 for r in out["rows"])

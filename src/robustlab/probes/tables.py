@@ -1,4 +1,4 @@
-"""Chapter 6's thesis tables and figures in the reproduction harness (tiny scale; Tables 6.1–6.10 also paper).
+"""Chapter 6's thesis tables and figures in the reproduction harness (tiny; all but Figure 6.2 also paper).
 
 Each table has one hidden run ``study`` that runs the experiment of :mod:`.experiments` with the
 harness's seed, and one run per row of the thesis's table that picks its row out of the study;
@@ -16,8 +16,8 @@ from ..reproduce.table import NotTestable
 from . import experiments as E
 from . import experiments_extra as X
 
-PAPER_NOTE = ("Tiny scale only in the harness (digits): the figure's rows are the tiny width grid and epochs, and "
-              "the thesis gives its widths only as plots; the paper settings in docs/probes.md are documentation.")
+PAPER_NOTE = ("Tiny scale only in the harness (digits): the figure's rows are the tiny epochs; the paper settings in "
+              "docs/probes.md are documentation.")
 PAPER_RUNS = ("`--scale paper` runs the thesis's settings on CIFAR (`--data-dir` holds the official archive; the "
               "settings are in docs/probes.md); it was never run in this repository (no CIFAR, no GPU).")
 
@@ -138,26 +138,40 @@ _table("table-6.9", "RankMin / RankMax with an MLP (and Fig. 6.6's effective ran
 
 # ---------------------------------------------------------------- Figures 6.1 and 6.5
 def _pick_ntk(study: dict, key: str) -> dict:
-    fam, width = key.rsplit("@", 1)
-    row = next(r for r in study["rows"] if r["family"] == fam and r["width"] == int(width))
+    fam, index = key.rsplit("@w", 1)   # width index: the same rows at every scale
+    row = [r for r in study["rows"] if r["family"] == fam][int(index)]
     out = {k: row[k] for k in ("correlation", "relative_change", "param_relative_change", "test_acc", "params")}
     return {**out, "norm_relative_difference": abs(row["norm_after"] - row["norm_before"]) / row["norm_before"]}
 
 
 def _ntk_rows(families) -> list[tuple[str, str, dict]]:
-    return [(f"{f}@{w}", f"{f} width {w}", {}) for f in families for w in E.NTK_FAMILIES[f][2]]
+    tiny, paper = (E.NTK_SETTINGS[scale]["widths"] for scale in ("tiny", "paper"))
+    return [(f"{f}@w{i}", f"{f} width index {i} (tiny {w}, paper {paper[f][i]})", {})
+            for f in families for i, w in enumerate(tiny[f])]
+
+
+def _ntk_study(families):
+    return lambda seed, **kw: E.figure_6_1(seed, families, **kw)
+
+
+_NTK_PAPER = ("Paper: CIFAR-10, 25 sampled training images, SGD lr 0.01 (×0.2 at 60/120), momentum 0.9, weight "
+              "decay 5e-4, batch 128, 150 epochs, no augmentation (the authors' NTK script); the width grid is ours "
+              "(the thesis gives widths only as plots): MLP hidden width 64/512/4096, ConvNet channels 16/64/256, "
+              "WRN-16-k k = 1/4/8.")
 
 
 _FIG_6_1 = ("mlp-2", "mlp-4", "convnet6", "wrn-16")
 _FIG_6_5 = ("wrn-16", "wrn-16-nobn", "wrn-16-noskip")
 _F61_KEY = {"figure_6_1": _FIG_6_1, **E.TINY_NTK, "widths": {f: E.NTK_FAMILIES[f][2] for f in _FIG_6_1}}
-_table("table-6.f1", "Figure 6.1: NTK change during training against width", lambda seed: E.figure_6_1(seed, _FIG_6_1),
+_table("table-6.f1", "Figure 6.1: NTK change during training against width", _ntk_study(_FIG_6_1),
        _ntk_rows(_FIG_6_1), _pick_ntk, ("correlation", "relative_change", "param_relative_change"),
        (E.CLAIM_WRN, E.CLAIM_RISES.format("mlp-2"), E.CLAIM_RISES.format("convnet6")), units="value",
-       notes=("The thesis gives Figure 6.1 as plots, not numbers: no thesis cells.",), key=_F61_KEY)
+       notes=("The thesis gives Figure 6.1 as plots, not numbers: no thesis cells.", _NTK_PAPER), key=_F61_KEY,
+       paper=True)
 _table("table-6.f5", "Figure 6.5: NTK correlation of WideResNet without batch norm or skips",
-       lambda seed: E.figure_6_1(seed, _FIG_6_5), _ntk_rows(_FIG_6_5), _pick_ntk, ("correlation", "relative_change"),
-       (E.CLAIM_WRN,), units="value", notes=("The thesis gives Figure 6.5 as a plot, not numbers.",))
+       _ntk_study(_FIG_6_5), _ntk_rows(_FIG_6_5), _pick_ntk, ("correlation", "relative_change"),
+       (E.CLAIM_WRN,), units="value", notes=("The thesis gives Figure 6.5 as a plot, not numbers.", _NTK_PAPER),
+       paper=True)
 
 
 # ---------------------------------------------------------------- figures drawn from a study (PNG beside the report)
@@ -322,12 +336,12 @@ _table("table-6.f2", "Figure 6.2: NTK norm, correlation with the initial NTK and
               "width 8, WRN-16-2; SGD lr 0.05, momentum 0.9, weight decay 5e-4, 8 epochs; NTK on 25 training "
               "images after every epoch.",), figure=True)
 _table("table-6.f3", "Figure 6.3: NTK correlation and relative difference of NTK norms against width",
-       lambda seed: E.figure_6_1(seed, _FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk,
+       _ntk_study(_FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk,
        ("correlation", "norm_relative_difference"), (E.CLAIM_WRN, E.CLAIM_RISES.format("mlp-2")), units="value",
-       notes=("The thesis gives Figure 6.3 as plots, not numbers; the runs are Figure 6.1's (shared cache).",),
-       key=_F61_KEY, figure=True)
+       notes=("The thesis gives Figure 6.3 as plots, not numbers; the runs are Figure 6.1's (shared cache).",
+              _NTK_PAPER), key=_F61_KEY, figure=True, paper=True)
 _table("table-6.f4", "Figure 6.4: test accuracy and relative parameter change against width",
-       lambda seed: E.figure_6_1(seed, _FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk, ("test_acc", "param_relative_change"),
+       _ntk_study(_FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk, ("test_acc", "param_relative_change"),
        (E.CLAIM_PARAM_FALLS, E.CLAIM_WRN_PARAM_FLAT), units="value",
-       notes=("The thesis gives Figure 6.4 as plots, not numbers; the runs are Figure 6.1's (shared cache).",),
-       key=_F61_KEY, figure=True)
+       notes=("The thesis gives Figure 6.4 as plots, not numbers; the runs are Figure 6.1's (shared cache).",
+              _NTK_PAPER), key=_F61_KEY, figure=True, paper=True)
