@@ -197,7 +197,6 @@ def test_ntk_figures_paper_settings():
         rows = [r for r in t.runs if r.row]
         # one row per width index, the same at both scales (three per family)
         assert all(len(E.NTK_SETTINGS[sc]["widths"][r.key.split("@")[0]]) == 3 for r in rows for sc in ("tiny", "paper"))
-    assert get_table("table-6.f2").scales == ("tiny",)
 
 
 def test_ntk_paper_path_reads_cifar(fake_cifar, monkeypatch):
@@ -218,3 +217,34 @@ def test_ntk_paper_path_reads_cifar(fake_cifar, monkeypatch):
     assert out["settings"]["scale"] == "paper" and out["settings"]["dataset"] == "cifar10"
     # test accuracy over the archive's 4 test images: a multiple of 1/4
     assert all(abs(r["test_acc"] * 4 - round(r["test_acc"] * 4)) < 1e-6 for r in out["rows"])
+
+
+def test_figure_6_2_paper_settings_and_rows():
+    from robustlab.probes import experiments_extra as X
+
+    s = X.resolve(X.FIG_6_2_SETTINGS, "paper")
+    # the authors' NTK-evolution script: CIFAR-10, 200 epochs, SGD lr 0.01, momentum 0.9, wd 5e-4 (thesis),
+    # batch 128, lr ×0.2 at 60/120/160; 25 sampled images (thesis)
+    assert (s["dataset"], s["epochs"], tuple(s["milestones"]), s["lr_gamma"], s["n_samples"]) == \
+        ("cifar10", 200, (60, 120, 160), 0.2, 25)
+    assert (s["lr"], s["momentum"], s["weight_decay"], s["batch_size"]) == (0.01, 0.9, 5e-4, 128)
+    t = get_table("table-6.f2")
+    assert "paper" in t.scales
+    # one row per recorded point: epoch 0 plus each recorded epoch, as many as the tiny run's epochs 0..8
+    assert len(s["record"]) == X.TINY_NTK_EPOCHS["epochs"] and max(s["record"]) == s["epochs"]
+    assert len([r for r in t.runs if r.row]) == 3 * (len(s["record"]) + 1)
+
+
+def test_figure_6_2_paper_path_reads_cifar(fake_cifar, monkeypatch):
+    from robustlab.probes import experiments_extra as X
+
+    data_dir = fake_cifar("cifar10")
+    seen, shapes = [], []
+    real, real_build = X.get_dataset, X.build_model
+    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    monkeypatch.setattr(X, "build_model", lambda a, n, shape, **kw: shapes.append((a, n, shape)) or real_build(a, n, shape, **kw))
+    out = X.ntk_trajectory("mlp-2", "mlp", 0, "paper", data_dir, epochs=3, milestones=(), record=(2, 3), n_samples=3,
+                           batch_size=8, models={"mlp-2": {"width": 4, "depth": 2}})
+    assert seen == [("cifar10", data_dir)] and shapes == [("mlp", 10, (3, 32, 32))]
+    # epoch 0 and only the recorded epochs
+    assert [p["epoch"] for p in out["points"]] == [0, 2, 3] and out["points"][0]["correlation"] == 1.0

@@ -1,4 +1,4 @@
-"""Chapter 6's thesis tables and figures in the reproduction harness (tiny; all but Figure 6.2 also paper).
+"""Chapter 6's thesis tables and figures in the reproduction harness (tiny and paper scale).
 
 Each table has one hidden run ``study`` that runs the experiment of :mod:`.experiments` with the
 harness's seed, and one run per row of the thesis's table that picks its row out of the study;
@@ -16,8 +16,7 @@ from ..reproduce.table import NotTestable
 from . import experiments as E
 from . import experiments_extra as X
 
-PAPER_NOTE = ("Tiny scale only in the harness (digits): the figure's rows are the tiny epochs; the paper settings in "
-              "docs/probes.md are documentation.")
+PAPER_NOTE = "Tiny scale only in the harness (digits); the paper settings in docs/probes.md are documentation."
 PAPER_RUNS = ("`--scale paper` runs the thesis's settings on CIFAR (`--data-dir` holds the official archive; the "
               "settings are in docs/probes.md); it was never run in this repository (no CIFAR, no GPU).")
 
@@ -323,18 +322,26 @@ _table("table-6.10", "RankMin / RankMax with natural and adversarial training (R
 
 # ---------------------------------------------------------------- Figures 6.2–6.4 (NTK during and after training)
 def _pick_epoch(study: dict, key: str) -> dict:
-    model, epoch = key.split("@")
-    p = next(p for p in next(c for c in study["curves"] if c["model"] == model)["points"] if p["epoch"] == int(epoch))
+    model, index = key.split("@")   # the index of the recorded epoch (tiny: the epoch itself)
+    p = next(c for c in study["curves"] if c["model"] == model)["points"][int(index)]
     return {k: p[k] for k in ("ntk_norm", "correlation", "param_norm")}
 
 
+def _epoch_rows() -> list[tuple[str, str, dict]]:
+    paper = (0,) + X.FIG_6_2_SETTINGS["paper"]["record"]
+    return [(f"{m}@{i}", f"{m} epoch index {i} (tiny epoch {i}, paper epoch {e})", {})
+            for m, _, _ in X.FIG_6_2_MODELS for i, e in enumerate(paper[:X.TINY_NTK_EPOCHS["epochs"] + 1])]
+
+
 _table("table-6.f2", "Figure 6.2: NTK norm, correlation with the initial NTK and parameter norm during training",
-       X.figure_6_2, [(f"{m}@{e}", f"{m} epoch {e}", {}) for m, _, _ in X.FIG_6_2_MODELS
-                      for e in range(X.TINY_NTK_EPOCHS["epochs"] + 1)],
+       X.figure_6_2, _epoch_rows(),
        _pick_epoch, ("ntk_norm", "correlation", "param_norm"), (X.CLAIM_NTK_EARLY, X.CLAIM_NTK_SCALE), units="value",
        notes=("The thesis gives Figure 6.2 as plots, not numbers. Tiny: digits, 2-layer MLP width 64, ConvNet6 "
               "width 8, WRN-16-2; SGD lr 0.05, momentum 0.9, weight decay 5e-4, 8 epochs; NTK on 25 training "
-              "images after every epoch.",), figure=True)
+              "images after every epoch.", "Paper: CIFAR-10, 25 sampled training images, SGD lr 0.01 (×0.2 at "
+              "60/120/160), momentum 0.9, weight decay 5e-4, batch 128, 200 epochs, no augmentation (the authors' "
+              "NTK-evolution script); ours: MLP-2 width 512, ConvNet6 width 64, WRN-16-4, and the NTK after epochs "
+              "1/2/5/10/20/50/100/200 (the authors sample 50 geometrically spaced epochs)."), figure=True, paper=True)
 _table("table-6.f3", "Figure 6.3: NTK correlation and relative difference of NTK norms against width",
        _ntk_study(_FIG_6_1), _ntk_rows(_FIG_6_1), _pick_ntk,
        ("correlation", "norm_relative_difference"), (E.CLAIM_WRN, E.CLAIM_RISES.format("mlp-2")), units="value",
