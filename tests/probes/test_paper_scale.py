@@ -140,6 +140,19 @@ def test_rank_paper_path_reads_cifar10(fake_cifar, monkeypatch):
     assert [r["method"] for r in st["rows"]] == list(X.RANK_METHODS)
     # clean accuracy over the archive's 4 evaluated test images: multiples of 25%
     assert all(abs(r["clean"] / 25 - round(r["clean"] / 25)) < 1e-6 for r in st["rows"])
+    # Figure 6.6's per-convolution ranks: one per projectable convolution, averaging to Table 6.8's column,
+    # each between 1 and √(operator size) (‖σ‖₁/‖σ‖₂ of a non-zero operator)
+    n_layers = len(st["init_layer_effective_ranks"])
+    assert n_layers > 0
+    for r in st["rows"]:
+        assert len(r["layer_effective_ranks"]) == n_layers
+        assert sum(r["layer_effective_ranks"]) / n_layers == pytest.approx(r["mean_effective_rank"], rel=1e-9)
+        assert all(v >= 1.0 - 1e-9 for v in r["layer_effective_ranks"])
+    from robustlab.probes.tables import _layer_rank_panels
+
+    panels = _layer_rank_panels({"studies": [st]})
+    assert [p["title"] for p in panels] == ["natural training", "adversarial training"]
+    assert all(set(p["series"]) >= {"initialisation"} and len(p["series"]) == 4 for p in panels)
 
 
 def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):

@@ -377,11 +377,17 @@ def _projectable(layer: nn.Module, size: tuple) -> bool:
     return size[0] >= layer.kernel_size[0] and size[1] >= layer.kernel_size[1]
 
 
+def conv_ranks(net: nn.Module, x: torch.Tensor) -> list[float]:
+    """Effective rank of each studied convolution that RankMin / RankMax can project (map ≥ filter: on 8×8
+    digits, ResNet-18's stages at 8×8 and 4×4 and the strided entry of the 2×2 stage), in network order —
+    Figure 6.6's x-axis."""
+    return [effective_rank(layer_singular_values(layer, size)) for _, layer, size in selected_layers(net, x[:1])
+            if _projectable(layer, size)]
+
+
 def mean_conv_rank(net: nn.Module, x: torch.Tensor) -> float:
-    """Mean effective rank of the studied convolutions that RankMin / RankMax can project (map ≥ filter:
-    on 8×8 digits, ResNet-18's stages at 8×8 and 4×4 and the strided entry of the 2×2 stage)."""
-    ranks = [effective_rank(layer_singular_values(layer, size)) for _, layer, size in selected_layers(net, x[:1])
-             if _projectable(layer, size)]
+    """Mean of :func:`conv_ranks` (Tables 6.8 / 6.10's effective-rank column)."""
+    ranks = conv_ranks(net, x)
     return sum(ranks) / len(ranks)
 
 
@@ -424,7 +430,8 @@ def _rank_row(net: nn.Module, method: str, data, s: dict, seed: int) -> dict:
             "clean": 100 * float((predict(net, xe) == ye).float().mean()),
             "robust_big": 100 * _robust_acc(net, xe, ye, s["eps"][0], seed),
             "robust_small": 100 * _robust_acc(net, xe, ye, s["eps"][1], seed),
-            "mean_effective_rank": mean_conv_rank(net, data.x_train)}
+            "mean_effective_rank": mean_conv_rank(net, data.x_train),
+            "layer_effective_ranks": conv_ranks(net, data.x_train)}
 
 
 def rank_study(arch: str, seed: int = 0, scale: str = "tiny", cifar100: bool = False, data_dir=None,
@@ -434,14 +441,16 @@ def rank_study(arch: str, seed: int = 0, scale: str = "tiny", cifar100: bool = F
     s = rank_settings(arch, scale, cifar100, **overrides)
     data = get_dataset(s["dataset"], data_dir)
     torch.manual_seed(seed)
-    init_rank = mean_conv_rank(_rank_model(arch, s, data), data.x_train)
+    init_ranks = conv_ranks(_rank_model(arch, s, data), data.x_train)
+    init_rank = sum(init_ranks) / len(init_ranks)
     rows = []
     for adversarial, names in ((False, RANK_METHODS[:3]), (True, RANK_METHODS[3:])):
         base = _rank_base(arch, adversarial, data, s, seed)
         for name, mode in zip(names, (None, "max", "min")):
             rows.append(_rank_row(_rank_finetune(base, mode, data, s, seed, adversarial), name, data, s, seed))
     shown = {**TINY_RANK_CNN, **overrides} if scale == "tiny" else s   # tiny caches keep their shape
-    return {"arch": arch, "rows": rows, "init_mean_effective_rank": init_rank, "settings": {**shown, "seed": seed}}
+    return {"arch": arch, "rows": rows, "init_mean_effective_rank": init_rank, "init_layer_effective_ranks": init_ranks,
+            "settings": {**shown, "seed": seed}}
 
 
 def rank_claims(studies: list[dict]) -> dict:

@@ -320,6 +320,35 @@ _table("table-6.10", "RankMin / RankMax with natural and adversarial training (R
        takes_cache=True, paper=True)
 
 
+def _layer_rank_panels(study: dict) -> list[dict]:
+    """Figure 6.6: the effective rank of each convolution of ResNet-18 in network order, one panel for the
+    naturally and one for the adversarially trained family, the initialisation as its own series."""
+    st = next(s for s in study["studies"] if s["arch"] == "resnet18")
+    if "init_layer_effective_ranks" not in st:
+        from ..core.errors import ConfigError
+        raise ConfigError("the cached Table 6.8 study predates per-layer effective ranks; delete <cache>/probes "
+                          "and run again")
+    init = st["init_layer_effective_ranks"]
+    panels = []
+    for title, methods in (("natural training", X.RANK_METHODS[:3]), ("adversarial training", X.RANK_METHODS[3:])):
+        series = {_RK_LABEL[m]: (list(range(len(r["layer_effective_ranks"]))), r["layer_effective_ranks"])
+                  for m in methods for r in st["rows"] if r["method"] == m}
+        series["initialisation"] = (list(range(len(init))), init)
+        panels.append({"title": title, "x": "convolution (network order)", "log_x": False, "series": series})
+    return panels
+
+
+_table("table-6.f6", "Figure 6.6: effective rank of each convolution of ResNet-18 after RankMin / RankMax",
+       lambda seed, cache, **kw: X.rank_table(seed, False, cache, **kw),
+       [(f"resnet18/{m}", f"ResNet-18 {_RK_LABEL[m]}", {}) for m in X.RANK_METHODS], _pick_rank,
+       ("mean_effective_rank",), (X.CLAIM_RK_CONTROL, X.CLAIM_RK_INIT), units="value",
+       notes=("The thesis gives Figure 6.6 as a plot, not numbers; the runs are Table 6.8's (shared cache). We plot "
+              "the effective rank ‖σ‖₁/‖σ‖₂ of each projectable convolution (the whole operator, by the FFT method) "
+              "in network order; the thesis's x-axis indexes 'filters' the same way.", _RK_NOTE, _RK_PAPER),
+       takes_cache=True, figure=True, paper=True)
+_FIGURES["table-6.f6"] = _layer_rank_panels
+
+
 # ---------------------------------------------------------------- Figures 6.2–6.4 (NTK during and after training)
 def _pick_epoch(study: dict, key: str) -> dict:
     model, index = key.split("@")   # the index of the recorded epoch (tiny: the epoch itself)
