@@ -27,6 +27,17 @@ def run_cli(*args: str, cwd=None):
                           capture_output=True, text=True, timeout=600)
 
 
+def run_main(*argv: str) -> int:
+    """Run the CLI in this process (``robustlab.cli.main``); returns its exit code."""
+    from robustlab.cli import main
+
+    try:
+        main(list(argv))
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
 @pytest.fixture(scope="session")
 def digits_small_cnn():
     """A small CNN trained naturally on digits (6 epochs, width 16, seed 0), in eval mode, and the

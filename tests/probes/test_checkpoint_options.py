@@ -8,19 +8,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from robustlab.cli import main
 from robustlab.core.errors import CheckpointError, ConfigError
 from robustlab.core.io import save_checkpoint
 from robustlab.core.models import build_model, load_model
 from robustlab.core.train import preset, train_run
-
-
-def _run(*argv):
-    try:
-        main(list(argv))
-    except SystemExit as e:
-        return e.code
-    return 0
+from tests.conftest import run_main
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> None:
@@ -65,21 +57,21 @@ def test_probe_cli_reloads_a_depth4_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "m.safetensors", net, {
         "model": "mlp", "input_shape": [1, 8, 8], "num_classes": 10,
         "config": {"dataset": "digits", "model_width": 12, "model_options": opts}})
-    assert _run("probe", "normbias", "--checkpoint", str(path), "--out", str(tmp_path / "o")) == 0
+    assert run_main("probe", "normbias", "--checkpoint", str(path), "--out", str(tmp_path / "o")) == 0
     res = json.loads((tmp_path / "o" / "normbias.json").read_text())["result"]
     norm = math.sqrt(sum(float((p.detach().double() ** 2).sum()) for p in net.parameters()))
     assert res["param_norm"] == pytest.approx(norm, rel=1e-12)
 
 
 def test_unknown_model_option_is_a_one_line_error(tmp_path, capsys):
-    assert _run("train", "--model", "mlp", "--model-option", "depht=4", "--out", str(tmp_path)) == 2
+    assert run_main("train", "--model", "mlp", "--model-option", "depht=4", "--out", str(tmp_path)) == 2
     assert "depht" in capsys.readouterr().err
-    assert _run("train", "--model", "mlp", "--model-option", "depth", "--out", str(tmp_path)) == 2
+    assert run_main("train", "--model", "mlp", "--model-option", "depth", "--out", str(tmp_path)) == 2
 
 
 def test_mu2_auto_trains_a_weight_decay_pilot_and_records_the_raised_norm(tmp_path):
     out = tmp_path / "run"
-    assert _run("train", "--model", "mlp", "--width", "16", "--model-option", "depth=2", "--epochs", "2",
+    assert run_main("train", "--model", "mlp", "--width", "16", "--model-option", "depth=2", "--epochs", "2",
                 "--regularizer", "norm-bias", "--regularizer-coef", "5e-4", "--regularizer-option", "mu2=auto",
                 "--weight-decay", "0", "--out", str(out)) == 0
     pilot = yaml.safe_load((out / "mu2-pilot" / "config.yaml").read_text())

@@ -4,17 +4,9 @@ import json
 import pytest
 import torch
 
-from robustlab.cli import main
 from robustlab.core.io import save_checkpoint
 from robustlab.core.models import get_model
-
-
-def _run(*argv):
-    try:
-        main(list(argv))
-    except SystemExit as e:
-        return e.code
-    return 0
+from tests.conftest import run_main
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +20,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_rank_with_projection_on_a_fresh_mlp(tmp_path):
-    assert _run("probe", "rank", "--model", "mlp", "--depth", "4", "--width", "16", "--project", "max",
+    assert run_main("probe", "rank", "--model", "mlp", "--depth", "4", "--width", "16", "--project", "max",
                 "--value", "0.5", "--out", str(tmp_path)) == 0
     res = json.loads((tmp_path / "rank.json").read_text())["result"]
     assert len(res["layers"]) == 4
@@ -38,12 +30,12 @@ def test_rank_with_projection_on_a_fresh_mlp(tmp_path):
 
 def test_hessian_and_normbias_on_a_checkpoint(checkpoint, tmp_path):
     path, net = checkpoint
-    assert _run("probe", "hessian", "--checkpoint", str(path), "--n", "100", "--iters", "30",
+    assert run_main("probe", "hessian", "--checkpoint", str(path), "--n", "100", "--iters", "30",
                 "--out", str(tmp_path)) == 0
     res = json.loads((tmp_path / "hessian.json").read_text())
     assert res["meta"]["model"] == "mlp" and res["result"]["n"] == 100
     assert res["result"]["lambda_max"] >= res["result"]["lambda_min"]
-    assert _run("probe", "normbias", "--checkpoint", str(path), "--out", str(tmp_path)) == 0
+    assert run_main("probe", "normbias", "--checkpoint", str(path), "--out", str(tmp_path)) == 0
     nb = json.loads((tmp_path / "normbias.json").read_text())["result"]
     expect = float(sum((p ** 2).sum() for p in net.parameters()))
     assert nb["squared_norm"] == pytest.approx(expect, rel=1e-5)
@@ -51,7 +43,7 @@ def test_hessian_and_normbias_on_a_checkpoint(checkpoint, tmp_path):
 
 def test_ntk_against_a_reference_checkpoint(checkpoint, tmp_path):
     path, _ = checkpoint
-    assert _run("probe", "ntk", "--checkpoint", str(path), "--reference", str(path), "--n-samples", "4",
+    assert run_main("probe", "ntk", "--checkpoint", str(path), "--reference", str(path), "--n-samples", "4",
                 "--out", str(tmp_path)) == 0
     res = json.loads((tmp_path / "ntk.json").read_text())["result"]
     assert res["kernel"]["shape"] == [4, 4, 10, 10]
@@ -59,8 +51,8 @@ def test_ntk_against_a_reference_checkpoint(checkpoint, tmp_path):
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
-    assert _run("probe", "rank", "--model", "nope", "--out", str(tmp_path)) == 2
-    assert _run("probe", "minima", "--model", "densenet40", "--depth", "4", "--out", str(tmp_path)) == 2
-    assert _run("probe", "rank", "--model", "mlp", "--project", "sideways", "--out", str(tmp_path)) == 2
+    assert run_main("probe", "rank", "--model", "nope", "--out", str(tmp_path)) == 2
+    assert run_main("probe", "minima", "--model", "densenet40", "--depth", "4", "--out", str(tmp_path)) == 2
+    assert run_main("probe", "rank", "--model", "mlp", "--project", "sideways", "--out", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "unknown model" in err
