@@ -228,3 +228,25 @@ def test_cli_eval_with_a_defense_writes_the_three_rows_and_refuses_bad_names(tmp
     assert all(r_["attack_outputs_outside_threat_model"] == 0 for r_ in rows.values())
     r = run_cli("meta", "eval", ckpt, "--defense", "defensegan", "--defense-weights", str(tmp_path / "sr.safetensors"))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "holds the 'wavelet-sr'" in r.stderr, r.stderr
+
+
+def test_worst_case_mode_counts_a_query_only_if_it_survives_both_gradients():
+    """``gradient="worst"``: at most the lower of the naive and the BPDA accuracy, per attack."""
+    from robustlab.core.data.episodes import FewShotData
+    from robustlab.meta.evaluate import episode_accuracies
+
+    x, y = _bars(40, 3)
+    data = FewShotData("bars", x, y, ["h", "v", "both"], ["g"] * 3, {"train": [], "val": [], "test": [0, 1, 2]},
+                       source="test")
+    learner = HeadLearner(nn.Flatten(), get_head("protonet")).eval()
+    torch.manual_seed(0)
+    sr = build_defense("wavelet-sr", in_channels=1, image_size=8)
+
+    def acc(gradient):
+        sampler = data.sampler("test", way=3, shot=1, query=5, tasks=2)
+        res = episode_accuracies(learner, sampler, episodes=6, eps=0.3, attacks="pgd-10", defense=sr,
+                                 gradient=gradient, seed=0, device=torch.device("cpu"))
+        return res["accuracy"]["pgd-10"]["mean"], res["attack_outputs_outside_threat_model"]
+
+    (naive, _), (bpda, _), (worst, outside) = acc("naive"), acc("bpda"), acc("worst")
+    assert worst <= min(naive, bpda) + 1e-9 and outside == 0

@@ -44,6 +44,10 @@ def _models(learner, adapted, tasks: int, defense, gradient: str, eot: int):
     return defended(clf, defense), attack_model(clf, defense, gradient, eot)
 
 
+#: ``gradient="worst"``: every attack through the defense as it is and through BPDA, per-query worst case
+WORST = ("naive", "bpda")
+
+
 def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: str | list[str] = "pgd-20",
                        norm: str = "linf", seed: int = 0, device=None, support_attack=None, defense=None,
                        gradient: str = "bpda", eot: int = 1) -> dict:
@@ -52,7 +56,9 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
     Also returns solver facts recorded by the head (SVM iterations, KKT residual, convergence) and
     whether every attack output stayed in the ε-ball and the [0, 1] box. With a pre-processing
     ``defense`` (:mod:`.defenses`, thesis §5.5) accuracy is that of ``classifier ∘ defense`` and the
-    attacks differentiate :func:`~.defenses.attack_model` (``gradient`` "naive" or "bpda", ``eot`` samples).
+    attacks differentiate :func:`~.defenses.attack_model` (``gradient`` "naive" or "bpda", ``eot`` samples);
+    ``gradient="worst"`` runs each attack through both and counts a query correct only if it survives
+    both (BPDA alone overestimates a defense that is differentiable: its exact gradient is stronger).
     """
     specs = parse_suite(attacks) if attacks else []
     device = device or next(learner.parameters()).device
@@ -69,16 +75,20 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
             adapted = _adapt(learner, ep, support_attack)
             for k, v in adapted.info.items():
                 facts.setdefault(k, []).append(v)
-            model, target = _models(learner, adapted, ep.tasks, defense, gradient, eot)
+            grads = WORST if gradient == "worst" and defense is not None else (gradient,)
+            pairs = [_models(learner, adapted, ep.tasks, defense, g, eot) for g in grads]
+            model, targets = pairs[0][0], [t for _, t in pairs]
             qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
             with torch.no_grad():
                 nat = model(qx).argmax(-1) == qy
             _record(per["natural"], nat, ep.tasks)
             for spec in specs:
-                x_adv = spec.build(target, threat, seed + 7919 * b)(qx, qy)
-                outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
-                with torch.no_grad():
-                    ok = nat & (model(x_adv).argmax(-1) == qy)
+                ok = nat.clone()
+                for target in targets:
+                    x_adv = spec.build(target, threat, seed + 7919 * b)(qx, qy)
+                    outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
+                    with torch.no_grad():
+                        ok &= model(x_adv).argmax(-1) == qy
                 _record(per[spec.label], ok, ep.tasks)
             done += ep.tasks
             b += 1
@@ -122,7 +132,9 @@ def masking_checks(learner, sampler, *, eps: float, episodes: int = 4, suite: st
     try:
         for _ in range(max(1, episodes // sampler.tasks)):
             ep = sampler.sample(gen).to(device)
-            model = _models(learner, _adapt(learner, ep), ep.tasks, defense, gradient, eot)[1]
+            # the worst-case mode's checks look at the exact gradients (the ones a masking defense hides)
+            model = _models(learner, _adapt(learner, ep), ep.tasks, defense,
+                            "naive" if gradient == "worst" else gradient, eot)[1]
             qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
             # one chunk = one batch of whole tasks, so every chunk the core slices is a set of complete episodes
             res = core_evaluate(model, qx, qy, eps=eps, suite=suite, batch_size=len(qx), seed=seed)
