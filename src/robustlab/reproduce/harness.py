@@ -158,11 +158,11 @@ def check_claims(table: Table, results: dict, scale: str) -> list[dict]:
             continue
         try:
             v = c.check(results)
+            if not isinstance(v, NotTestable):
+                v = _within_noise(c, results, scale) or v
         except Exception as e:  # a claim that cannot be evaluated did not hold; say why
             out.append({**entry, "verdict": NOT_HELD, "held": False, "error": f"{type(e).__name__}: {e}"})
             continue
-        if not isinstance(v, NotTestable):
-            v = _within_noise(c, results, scale) or v
         if isinstance(v, NotTestable):
             out.append({**entry, "verdict": NOT_TESTABLE, "held": None, "reason": v.reason})
         else:
