@@ -210,16 +210,20 @@ CASES = [
 ]
 
 
+def _problem_with_exact_answer(norm: str, eps: float):
+    """The multiclass linear problem of each norm and its exact per-example robust accuracy."""
+    if norm == "linf":
+        W, b, x, y = _multiclass_problem(seed=0)
+        return W, b, x, y, exact_robust_linf(W, b, x, y, eps)
+    # inputs in [0.3, 0.7] and ε < 0.3: no point of the ℓ2 ball leaves the box
+    W, b, x, y = _multiclass_problem(seed=3, box=(0.3, 0.7))
+    return W, b, x, y, exact_robust_l2(W, b, x, y, eps)
+
+
 @pytest.mark.parametrize("norm,eps,scale,loss_fn,tight", CASES,
                          ids=[f"{c[0]}-scale{c[2]:g}-{'margin' if c[3] else 'ce'}" for c in CASES])
 def test_pgd_multiclass_robust_accuracy_vs_exact(norm, eps, scale, loss_fn, tight):
-    if norm == "linf":
-        W, b, x, y = _multiclass_problem(seed=0)
-        exact = exact_robust_linf(W, b, x, y, eps)
-    else:
-        # inputs in [0.3, 0.7] and ε < 0.3: no point of the ℓ2 ball leaves the box
-        W, b, x, y = _multiclass_problem(seed=3, box=(0.3, 0.7))
-        exact = exact_robust_l2(W, b, x, y, eps)
+    W, b, x, y, exact = _problem_with_exact_answer(norm, eps)
     assert 0.3 <= exact.float().mean() <= 0.7, f"set-up: exact robust accuracy {exact.float().mean():.2f}"
     model = Linear(scale * W, scale * b)
     attack = PGD(model, eps=eps, alpha=eps / 4, steps=20, norm=norm, restarts=5, seed=0, loss_fn=loss_fn)
@@ -279,12 +283,7 @@ APGD_CASES = [
 @pytest.mark.parametrize("norm,eps,scale,which,tight", APGD_CASES,
                          ids=[f"{c[3]}-{c[0]}-scale{c[2]:g}" for c in APGD_CASES])
 def test_apgd_multiclass_robust_accuracy_vs_exact(norm, eps, scale, which, tight):
-    if norm == "linf":
-        W, b, x, y = _multiclass_problem(seed=0)
-        exact = exact_robust_linf(W, b, x, y, eps)
-    else:
-        W, b, x, y = _multiclass_problem(seed=3, box=(0.3, 0.7))
-        exact = exact_robust_l2(W, b, x, y, eps)
+    W, b, x, y, exact = _problem_with_exact_answer(norm, eps)
     model = Linear(scale * W, scale * b)
     attack = (APGD(model, eps=eps, steps=50, restarts=5, norm=norm, seed=0) if which == "apgd-ce"
               else APGDT(model, eps=eps, steps=50, norm=norm, seed=0))
