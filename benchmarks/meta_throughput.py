@@ -9,14 +9,18 @@ Writes JSON (default benchmarks/results/meta_throughput.json):
   the queries through the backbone and the fixed head), and the ratio 1 + 7·(PGD step / natural step)
   that this cost model predicts;
 * beside it, AQ with the head *re-solved at every PGD step* (the authors' implementation);
-* SVM head solve time (forward, and forward + backward) and iterations to KKT residual ≤ 1e-6;
+* the SVM head's dual solve vs qpth's batched PDIPM (the authors' solver) on the same QPs, at equal
+  tolerance (see ``TOLERANCE_MATCHING``) and at the authors' iteration caps: forward and forward + backward
+  time, iterations, duality gap, and the differences in objective, α, logits and support gradient
+  (qpth is dev-only: ``QPTH_INSTALL``; without it only our solver is timed);
 * time and peak memory per MAML inner step, second vs first order (CUDA memory when on a GPU,
   else the autograd graph's saved-tensor bytes).
 
 All variants of one head and shot are timed round-robin (one step of each per round, medians over
 ``--repeats`` rounds), so load changes on a shared machine hit them alike.
 
-Usage: ``python benchmarks/meta_throughput.py [--device cuda] [--repeats 7] [--threads 1] [--out FILE]``.
+Usage: ``python benchmarks/meta_throughput.py [--device cuda] [--repeats 7] [--threads 1] [--out FILE]``;
+``--parts svm`` runs only the SVM comparison.
 """
 from __future__ import annotations
 
@@ -157,27 +161,154 @@ def _naive_aq_step(method, state, learner, ep) -> None:
     method.step(state, loss)
 
 
-#: why the MetaOptNet solver is not compared (checked with `pip download qpth`: 0.0.18, the latest)
-QPTH_ABSENT = ("not compared: qpth 0.0.18 requires numpy<2 (robustlab runs numpy 2) and cvxpy, and imports cvxpy "
-               "when imported even for its pure-torch PDIPM solver, so it does not install cleanly as a dev extra")
+#: how to get the reference solver (dev only; qpth 0.0.18 declares numpy<2, but its PDIPM code runs on numpy 2)
+QPTH_INSTALL = "pip install cvxpy && pip install --no-deps qpth==0.0.18"
+
+
+def _svm_episode(shot, args, device):
+    g = torch.Generator().manual_seed(shot)
+    s = torch.randn(args.tasks, 5 * shot, args.svm_dim, generator=g, dtype=torch.float64).to(device)
+    y = torch.arange(5).repeat_interleave(shot).expand(args.tasks, -1).to(device)
+    return s, y, torch.randn(args.tasks, 75, args.svm_dim, generator=g, dtype=torch.float64).to(device)
+
+
+def _query_loss(head, fitted, q):
+    """AQ's outer loss on 15 queries per class. (Σ logits would be useless here: it is identically 0,
+    since every row of α sums to 0.)"""
+    labels = torch.arange(5, device=q.device).repeat_interleave(q.shape[1] // 5).repeat(q.shape[0])
+    return F.cross_entropy(head.logits(fitted, q).flatten(0, 1), labels)
+
+
+class _QpthHead:
+    """MetaOptNet's head as the authors solve it: the dual handed to qpth's batched PDIPM (``QPFunction``)
+    as the generic QP of :func:`metaoptnet_qp`, on the same float64 kernel as ours; ``iterations`` counts
+    PDIPM loop passes of the last solve (one KKT factorisation each; the first one factors the start point)."""
+
+    def __init__(self, head, eps, max_iter):
+        import qpth.solvers.pdipm.batch as pdipm
+        from qpth.qp import QPFunction
+
+        self.head, self.pdipm, self.iterations = head, pdipm, 0
+        # verbose=-1 only silences qpth's "inaccurate solution" banner (the authors' maxIter=3 prints it)
+        self.solve = QPFunction(eps=eps, maxIter=max_iter, verbose=-1)
+
+    def alpha(self, support, support_y, way):
+        from robustlab.meta.heads import one_hot
+        from robustlab.meta.svm import metaoptnet_qp
+
+        K = self.head.kernel(support)
+        Y = one_hot(support_y, way, K.dtype)
+        factor, calls = self.pdipm.factor_kkt, [0]
+
+        def counted(*a):
+            calls[0] += 1
+            return factor(*a)
+
+        self.pdipm.factor_kkt = counted
+        try:
+            z = self.solve(*metaoptnet_qp(K, Y, self.head.C))
+        finally:
+            self.pdipm.factor_kkt = factor
+        self.iterations = calls[0] - 1
+        return z.view_as(Y)
+
+    def fit(self, support, support_y, way):
+        from robustlab.meta.heads import FittedHead
+
+        return FittedHead(self.head.classifier(support, self.alpha(support, support_y, way)))
+
+
+def _svm_solvers(head, args) -> dict:
+    """Ours at ``--svm-tol`` (KKT residual), qpth at eps = the same tolerance, qpth as tight as it gets, and
+    qpth at the authors' iteration caps (15 in training, 3 under attack and at test; default eps)."""
+    return {"ours": head, f"qpth eps={args.svm_tol:g}": _QpthHead(head, args.svm_tol, 100),
+            "qpth eps=1e-12 maxIter=100": _QpthHead(head, 1e-12, 100),
+            "qpth maxIter=15 (authors, training)": _QpthHead(head, 1e-12, 15),
+            "qpth maxIter=3 (authors, attack/test)": _QpthHead(head, 1e-12, 3)}
+
+
+def _svm_accuracy(solvers, s, y, q) -> dict:
+    """Per solver: iterations, duality gap and infeasibility (one yardstick for all), and its distance from
+    ours: dual objective, α, logits and the query loss's gradient w.r.t. the support (max over tasks)."""
+    from robustlab.meta.heads import one_hot
+    from robustlab.meta.svm import dual_infeasibility, dual_objective, duality_gap
+
+    head = solvers["ours"]
+    K, Y = head.kernel(s), one_hot(y, 5, torch.float64)
+    out, ref = {}, {}
+    for name, solver in solvers.items():
+        sg = s.detach().clone().requires_grad_(True)
+        fitted = solver.fit(sg, y, 5)
+        logits = head.logits(fitted, q)
+        grad, = torch.autograd.grad(_query_loss(head, fitted, q), sg)
+        with torch.no_grad():
+            alpha = head.solve(s, y, 5).alpha if name == "ours" else solver.alpha(s, y, 5)
+        row = {"iterations": fitted.info["svm_iterations"] if name == "ours" else solver.iterations,
+               "duality_gap_max": float(duality_gap(K, Y, head.C, alpha).max()),
+               "infeasibility_max": float(dual_infeasibility(Y, head.C, alpha).max()),
+               "objective": dual_objective(K, Y, alpha)}
+        if name == "ours":
+            ref = {"alpha": alpha, "logits": logits.detach(), "grad": grad, "objective": row["objective"]}
+        else:
+            row |= {"objective_minus_ours_max": float((row["objective"] - ref["objective"]).max()),
+                    "alpha_max_abs_diff": float((alpha - ref["alpha"]).abs().max()),
+                    "logits_max_abs_diff": float((logits.detach() - ref["logits"]).abs().max()),
+                    "support_grad_max_abs_diff": float((grad - ref["grad"]).abs().max()),
+                    "support_grad_max_abs": float(ref["grad"].abs().max())}
+        row["objective"] = row["objective"].tolist()
+        out[name] = row
+    return out
+
+
+def _svm_timings(solvers, s, y, q, args, device) -> dict:
+    """Median seconds of the head's forward (support → W) and forward + backward (query loss → support grad)."""
+    head, sg = solvers["ours"], s.clone().requires_grad_(True)
+    fns = {}
+    for name, solver in solvers.items():
+        fns[f"{name}|forward"] = lambda solver=solver: solver.fit(s, y, 5)
+        fns[f"{name}|forward+backward"] = lambda solver=solver: _query_loss(head, solver.fit(sg, y, 5), q).backward()
+    t = _interleaved(fns, args.repeats, device)
+    out = {name: {} for name in solvers}
+    for key, v in t.items():
+        name, part = key.split("|")
+        out[name][f"{part}_seconds"] = v["median"]
+        out[name][f"{part}_seconds_min_max"] = [v["min"], v["max"]]
+    for name in list(out)[1:]:
+        for part in ("forward", "forward+backward"):
+            out[name][f"ours_over_this_{part}"] = out["ours"][f"{part}_seconds"] / out[name][f"{part}_seconds"]
+    return out
 
 
 def svm_solve(args, device) -> dict:
+    """The SVM head's dual solve vs qpth's PDIPM on the same batched QPs (MetaOptNet's Q = K ⊗ I etc.)."""
     from robustlab.meta.heads import SVMHead
 
+    head = SVMHead(tol=args.svm_tol, learn_bias=False).double().to(device)
+    try:
+        solvers = _svm_solvers(head, args)
+    except ImportError as e:
+        solvers = {"ours": head}
+        qpth = f"not compared: qpth not importable ({e}); install it with `{QPTH_INSTALL}`"
+    else:
+        import qpth
+
+        qpth = {"version": getattr(qpth, "__version__", "0.0.18"), "install": QPTH_INSTALL}
     res = {}
-    for shot in (1, 5, 15):
-        g = torch.Generator().manual_seed(0)
-        s = torch.randn(args.tasks, 5 * shot, args.svm_dim, generator=g).to(device).requires_grad_(True)
-        y = torch.arange(5).repeat_interleave(shot).expand(args.tasks, -1).to(device)
-        q = torch.randn(args.tasks, 75, args.svm_dim, generator=g).to(device)
-        head = SVMHead().to(device)
-        fwd = _timed(lambda: head.fit(s.detach(), y, 5), args.repeats, device)
-        both = _timed(lambda: head.logits(head.fit(s, y, 5), q).sum().backward(), args.repeats, device)
-        info = head.fit(s.detach(), y, 5).info
-        res[f"5-way {shot}-shot"] = {"solve_seconds": fwd, "solve_and_backward_seconds": both, **info}
-    return {"feature_dim": args.svm_dim, "tasks": args.tasks, "by_shot": res,
-            "qpth": QPTH_ABSENT}
+    for shot in (int(x) for x in args.svm_shots.split(",")):
+        s, y, q = _svm_episode(shot, args, device)
+        acc, times = _svm_accuracy(solvers, s, y, q), _svm_timings(solvers, s, y, q, args, device)
+        res[f"5-way {shot}-shot"] = {"qp_variables": 25 * shot, "qp_inequalities": 25 * shot,
+                                     "qp_equalities": 5 * shot, **{k: acc[k] | times[k] for k in solvers}}
+    return {"feature_dim": args.svm_dim, "tasks": args.tasks, "tolerance": args.svm_tol,
+            "tolerance_matching": TOLERANCE_MATCHING, "dtype": "float64", "by_shot": res, "qpth": qpth}
+
+
+TOLERANCE_MATCHING = (
+    "ours stops when the KKT residual (max-abs violation) of its polished point is <= tol; qpth's PDIPM stops when "
+    "its residual ||r_primal|| + ||r_dual|| + s'z is <= eps, so eps = tol bounds the same KKT conditions (and s'z, "
+    "the interior point's duality gap). Both are then certified by one yardstick, the Crammer-Singer duality gap "
+    "of the returned alpha (duality_gap_max), with feasibility (infeasibility_max). Both run in float64 on the same "
+    "kernel (ours, with its 1e-4 relative ridge) and the same Q, p, G, h, A, b.")
 
 
 def maml_order(args, device) -> dict:
@@ -241,6 +372,9 @@ def main() -> None:
     p.add_argument("--query", type=int, default=6)
     p.add_argument("--tasks", type=int, default=4)
     p.add_argument("--svm-dim", type=int, default=512)
+    p.add_argument("--svm-tol", type=float, default=1e-6)
+    p.add_argument("--svm-shots", default="1,5,15")
+    p.add_argument("--parts", default="training,svm,maml", help="comma-separated subset of training,svm,maml")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/meta_throughput.json"))
@@ -248,11 +382,22 @@ def main() -> None:
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    result = {"settings": vars(args) | {"out": str(args.out)}, "training": training_rates(args, device),
-              "svm": svm_solve(args, device), "maml": maml_order(args, device), "versions": environment_info()}
+    parts = {"training": training_rates, "svm": svm_solve, "maml": maml_order}
+    chosen = args.parts.split(",")
+    unknown = sorted(set(chosen) - set(parts))
+    if unknown:
+        p.error(f"unknown part(s) {unknown}; choose from {sorted(parts)}")
+    result = {"settings": vars(args) | {"out": str(args.out)}}
+    result |= {k: fn(args, device) for k, fn in parts.items() if k in chosen}
+    result["versions"] = environment_info()
     write_json(args.out, result)
-    print(json.dumps({g: {h: round(r["aq_over_natural"], 2) for h, r in rows.items()}
-                      for g, rows in result["training"].items()}))
+    if "training" in result:
+        print(json.dumps({g: {h: round(r["aq_over_natural"], 2) for h, r in rows.items()}
+                          for g, rows in result["training"].items()}))
+    if "svm" in result:
+        print(json.dumps({g: {k: {"fwd_s": round(v["forward_seconds"], 4), "gap": v["duality_gap_max"]}
+                              for k, v in row.items() if isinstance(v, dict)}
+                          for g, row in result["svm"]["by_shot"].items()}))
 
 
 if __name__ == "__main__":

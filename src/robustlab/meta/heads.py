@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.registry import Registry
-from .svm import solve_svm_dual
+from .svm import SVMSolution, solve_svm_dual
 
 
 @dataclass
@@ -124,12 +124,24 @@ class SVMHead(ScaledLinearHead):
         super().__init__(init_scale, learn_bias)
         self.C, self.tol, self.max_iter, self.kernel_ridge = float(C), float(tol), int(max_iter), float(kernel_ridge)
 
-    def fit(self, support, support_y, way):
+    def kernel(self, support: torch.Tensor) -> torch.Tensor:
+        """The dual's kernel in float64: XXᵀ + ρ·mean(diag XXᵀ)·I, (T, S, S)."""
         x = support.double()
         K = x @ x.transpose(1, 2)
         eye = torch.eye(K.shape[-1], dtype=K.dtype, device=K.device)
-        K = K + self.kernel_ridge * K.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * eye
-        sol = solve_svm_dual(K, one_hot(support_y, way, K.dtype), self.C, self.tol, self.max_iter)
-        w = (x.transpose(1, 2) @ sol.alpha).transpose(1, 2).to(support.dtype)   # (T, way, d)
-        return FittedHead(w, {"svm_iterations": sol.iterations, "svm_kkt_residual": sol.kkt_residual,
-                              "svm_converged": sol.converged})
+        return K + self.kernel_ridge * K.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * eye
+
+    @staticmethod
+    def classifier(support: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """W = Xᵀα as (T, way, d) in the support's dtype, from a dual solution α (T, S, way)."""
+        return (support.double().transpose(1, 2) @ alpha).transpose(1, 2).to(support.dtype)
+
+    def solve(self, support: torch.Tensor, support_y: torch.Tensor, way: int) -> SVMSolution:
+        K = self.kernel(support)
+        return solve_svm_dual(K, one_hot(support_y, way, K.dtype), self.C, self.tol, self.max_iter)
+
+    def fit(self, support, support_y, way):
+        sol = self.solve(support, support_y, way)
+        return FittedHead(self.classifier(support, sol.alpha),
+                          {"svm_iterations": sol.iterations, "svm_kkt_residual": sol.kkt_residual,
+                           "svm_converged": sol.converged})

@@ -38,6 +38,14 @@ class SVMSolution:
     converged: bool
 
 
+def kron_eye(K: torch.Tensor, n: int) -> torch.Tensor:
+    """K ⊗ I_n for a batch K (T, S, S): (T, S·n, S·n), the Hessian of the dual in α flattened row-major
+    (variable (i, m) at index i·n + m)."""
+    T, S, _ = K.shape
+    eye_n = torch.eye(n, dtype=K.dtype, device=K.device)
+    return (K[:, :, None, :, None] * eye_n[None, None, :, None, :]).reshape(T, S * n, S * n)
+
+
 def face_solve(K: torch.Tensor, Y: torch.Tensor, C: float, free: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact minimiser on the face where ``free`` (T, S, N) marks the coordinates with β > 0.
 
@@ -45,8 +53,7 @@ def face_solve(K: torch.Tensor, Y: torch.Tensor, C: float, free: torch.Tensor) -
     Returns (α (T, S, N), ν (T, S)); differentiable in K.
     """
     T, S, N = Y.shape
-    eye_n = torch.eye(N, dtype=K.dtype, device=K.device)
-    kron = (K[:, :, None, :, None] * eye_n[None, None, :, None, :]).reshape(T, S * N, S * N)
+    kron = kron_eye(K, N)
     rows_of = torch.eye(S, dtype=K.dtype, device=K.device).repeat_interleave(N, 0)        # (SN, S): var → its row i
     free_f = free.reshape(T, S * N, 1)
     top = torch.where(free_f, torch.cat([kron, rows_of.expand(T, -1, -1)], 2),
@@ -105,3 +112,41 @@ def solve_svm_dual(K: torch.Tensor, Y: torch.Tensor, C: float = 0.1, tol: float 
                 break
     alpha = face_solve(K, Y, C, free)[0] if K.requires_grad else alpha_p
     return SVMSolution(alpha, it, res, res <= tol)
+
+
+def dual_objective(K: torch.Tensor, Y: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Per task: the dual's objective ½ Σ_m α_{:,m}ᵀ K α_{:,m} − ⟨α, Y⟩ (module docstring)."""
+    return 0.5 * (alpha * (K @ alpha)).sum((1, 2)) - (alpha * Y).sum((1, 2))
+
+
+def dual_infeasibility(Y: torch.Tensor, C: float, alpha: torch.Tensor) -> torch.Tensor:
+    """Per task: the largest violation of α_im ≤ C·Y_im and Σ_m α_im = 0."""
+    return torch.maximum((alpha - C * Y).clamp_min(0).amax((1, 2)), alpha.sum(-1).abs().amax(-1))
+
+
+def duality_gap(K: torch.Tensor, Y: torch.Tensor, C: float, alpha: torch.Tensor) -> torch.Tensor:
+    """Per task: primal objective at W = Xᵀα minus the dual's value −f(α); ≥ 0 for a feasible α, 0 at the optimum.
+
+    The primal is Crammer–Singer's ½‖W‖² + C Σ_i max_m (1 − Y_im + w_mᵀx_i − w_{y_i}ᵀx_i), and with
+    W = Xᵀα the scores w_mᵀx_i are (Kα)_im, so the gap needs only K. It certifies any solver's α
+    (an interior point or an active-set one) by the same yardstick.
+    """
+    scores = K @ alpha
+    own = (scores * Y).sum(-1, keepdim=True)
+    hinge = (1 - Y + scores - own).amax(-1).sum(-1)
+    return (alpha * scores).sum((1, 2)) - (alpha * Y).sum((1, 2)) + C * hinge
+
+
+def metaoptnet_qp(K: torch.Tensor, Y: torch.Tensor, C: float) -> tuple[torch.Tensor, ...]:
+    """The dual as the generic QP ``min ½zᵀQz + pᵀz s.t. Gz ≤ h, Az = b`` that MetaOptNet hands to qpth.
+
+    z = vec(α) row-major (index i·N + m), Q = K ⊗ I_N, p = −vec(Y), G = I, h = C·vec(Y),
+    A = I_S ⊗ 1_Nᵀ, b = 0 — the matrices of ``MetaOptNetHead_SVM_CS`` [Lee et al. 2019], batched over
+    tasks. Q carries K's autograd graph; the rest are constants.
+    """
+    T, S, N = Y.shape
+    opts = dict(dtype=K.dtype, device=K.device)
+    y = Y.reshape(T, S * N).to(K.dtype)
+    G = torch.eye(S * N, **opts).expand(T, -1, -1)
+    A = torch.eye(S, **opts).repeat_interleave(N, 1).expand(T, -1, -1)
+    return kron_eye(K, N), -y, G, C * y, A, torch.zeros(T, S, **opts)
