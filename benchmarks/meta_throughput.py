@@ -198,6 +198,7 @@ class _QpthHead:
 
         K = self.head.kernel(support)
         Y = one_hot(support_y, way, K.dtype)
+        # qpth does not report how many iterations it ran; each PDIPM pass factors its KKT system once
         factor, calls = self.pdipm.factor_kkt, [0]
 
         def counted(*a):
