@@ -87,3 +87,92 @@ def test_fc_only_meta_gradient_reaches_the_body_through_the_features():
     body = g[: 3 * 4 + 4]
     assert body.abs().max() > 0
     assert torch.allclose(g, _finite_difference(learner, ep), atol=1e-7, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- batch norm (Finn et al.: batch statistics)
+class BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(3, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():                      # a non-trivial affine part, so BN's parameters matter
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.bn(self.body(x))))
+
+
+def _reference_logits(p, x):
+    """BNNet written out by hand: batch mean and biased batch variance of ``x``'s own batch, eps 1e-5."""
+    h = x @ p["body.weight"].T + p["body.bias"]
+    h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-5) * p["bn.weight"] + p["bn.bias"]
+    return torch.tanh(h) @ p["fc.weight"].T + p["fc.bias"]
+
+
+def _reference_adapt(p, sx, sy, steps, lr, second_order):
+    """Plain SGD on the support's cross-entropy; first order cuts the graph through the inner gradients."""
+    fast = dict(p)
+    for _ in range(steps):
+        g = torch.autograd.grad(F.cross_entropy(_reference_logits(fast, sx), sy), list(fast.values()),
+                                create_graph=second_order)
+        fast = {n: w - lr * (gi if second_order else gi.detach()) for (n, w), gi in zip(fast.items(), g)}
+    return fast
+
+
+def _bn_episode(tasks=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    sx = torch.randn(tasks, 6, 3, generator=g, dtype=torch.float64)
+    qx = torch.randn(tasks, 5, 3, generator=g, dtype=torch.float64)
+    sy = torch.tensor([[0, 1, 0, 1, 1, 0]] * tasks)
+    qy = torch.tensor([[1, 0, 1, 1, 0]] * tasks)
+    return sx, sy, qx, qy
+
+
+def test_inner_loop_and_meta_gradient_match_a_hand_written_reference_step_by_step():
+    torch.manual_seed(3)
+    sx, sy, qx, qy = _bn_episode()
+    for first_order in (False, True):
+        learner = MAMLLearner(BNNet().double(), inner_steps=3, inner_lr=0.3, first_order=first_order)
+        theta = dict(learner.net.named_parameters())
+        for steps in (1, 2, 3):
+            adapted = learner.adapt(sx, sy, 2, steps=steps)
+            for t in range(len(sx)):
+                ref = _reference_adapt(theta, sx[t], sy[t], steps, 0.3, not first_order)
+                for n in theta:
+                    assert torch.allclose(adapted.params[t][n], ref[n], atol=1e-12, rtol=1e-10), (first_order, steps, n)
+        ours = torch.autograd.grad(F.cross_entropy(learner.query_logits(learner.adapt(sx, sy, 2), qx).flatten(0, 1),
+                                                   qy.flatten()), list(theta.values()))
+        ref_loss = sum(F.cross_entropy(_reference_logits(_reference_adapt(theta, sx[t], sy[t], 3, 0.3, not first_order),
+                                                         qx[t]), qy[t]) for t in range(len(sx))) / len(sx)
+        ref = torch.autograd.grad(ref_loss, list(theta.values()), allow_unused=True)
+        for n, a, b in zip(theta, ours, ref):
+            assert torch.allclose(a, b, atol=1e-12, rtol=1e-10), (first_order, n)
+
+
+def test_batch_norm_uses_batch_statistics_at_test_and_never_touches_running_buffers():
+    torch.manual_seed(4)
+    sx, sy, qx, qy = _bn_episode()
+    learner = MAMLLearner(BNNet().double(), inner_steps=2, inner_lr=0.3, test_steps=4)
+    bn = learner.net.bn
+    with torch.no_grad():                          # running statistics that would shift every logit if read
+        bn.running_mean.fill_(3.0)
+        bn.running_var.fill_(50.0)
+    before = {n: b.clone() for n, b in learner.net.named_buffers()}
+    learner.train()
+    learner.query_logits(learner.adapt(sx, sy, 2), qx).sum().backward()
+    learner.eval()
+    with torch.no_grad():
+        adapted = learner.adapt(sx, sy, 2)
+        logits = learner.query_logits(adapted, qx)
+    theta = {n: p.detach() for n, p in learner.net.named_parameters()}
+    for t in range(len(sx)):
+        with torch.enable_grad():
+            ref = _reference_adapt({n: p.clone().requires_grad_(True) for n, p in theta.items()}, sx[t], sy[t], 4, 0.3,
+                                   False)
+        assert torch.allclose(logits[t], _reference_logits(ref, qx[t]), atol=1e-12, rtol=1e-10)
+    for n, b in learner.net.named_buffers():
+        assert torch.equal(b, before[n]), n
+    with torch.no_grad():                          # the initialisation θ alone (what ADML attacks the support against)
+        assert torch.allclose(learner(qx[0]), _reference_logits(theta, qx[0]), atol=1e-12, rtol=1e-10)

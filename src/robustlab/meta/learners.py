@@ -5,7 +5,8 @@
 * :class:`MAMLLearner` — MAML [Finn et al. 2017]: SGD steps on the support from the meta-learned
   initialisation; second order by default (the thesis: "we use the original MAML formulation"),
   first order as an option; ``fc_only`` fine-tunes the last layer only (§5.4.1) and never touches
-  the body's weights.
+  the body's weights. Batch norm always normalises with the statistics of the batch it is given
+  (transductive, as in Finn et al.'s code), in training, in the inner loop and at test.
 * :class:`EpisodeClassifier` — "fitted head ∘ backbone" as a plain ``nn.Module`` from query images
   to logits, so the core's attacks and masking checks apply to few-shot models unchanged.
 """
@@ -65,6 +66,13 @@ class MAMLLearner(nn.Module):
     ``inner_steps``/``inner_lr`` are used in meta-training, ``test_steps`` at test (thesis Table 5.7:
     10 steps of 0.01 on mini-ImageNet; the Omniglot defaults of the authors' MAML code are 5 steps
     of 0.4, 10 at test). ``first_order=True`` drops the second-order terms (FOMAML).
+
+    Batch norm uses the current batch's statistics in every mode and never reads or writes its running
+    buffers: a running average mixes activations of θ and of every task's fine-tuned weights, so for
+    all-layer MAML it describes none of them, and normalising a fine-tuned net with it at test left a
+    trained Conv-4 near chance (Finn et al.'s MAML normalises with batch statistics at test too).
+    The buffers stay in the module (checkpoints keep their keys) but are unused.
+    ``learner(x)`` is the network at the initialisation θ (ADML attacks the support against it).
     """
 
     def __init__(self, net: nn.Module, inner_steps: int = 5, inner_lr: float = 0.4, test_steps: int = 10,
@@ -73,14 +81,25 @@ class MAMLLearner(nn.Module):
         self.net = net
         self.inner_steps, self.inner_lr, self.test_steps = int(inner_steps), float(inner_lr), int(test_steps)
         self.first_order, self.fc_only = bool(first_order), bool(fc_only)
+        self._no_running_stats = {f"{name}.{b}": None for name, m in net.named_modules()
+                                  if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                  for b in ("running_mean", "running_var", "num_batches_tracked")}
 
     def adapted_names(self) -> list[str]:
         names = [n for n, _ in self.net.named_parameters()]
         return [n for n in names if n.startswith("fc.")] if self.fc_only else names
 
     def forward_with(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The network with ``params`` replacing its own (the others, and the buffers, unchanged)."""
-        return functional_call(self.net, params, (x,), strict=False)
+        """The network with ``params`` replacing its own (the others unchanged), BN on ``x``'s batch statistics.
+
+        Passing ``None`` for the BN buffers makes ``BatchNorm`` normalise with batch statistics even in
+        eval mode and skip the running-average update in train mode.
+        """
+        return functional_call(self.net, {**params, **self._no_running_stats}, (x,), strict=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the network at the meta-learned initialisation θ (no fine-tuning)."""
+        return self.forward_with({}, x)
 
     def adapt(self, support_x, support_y, way: int, *, steps: int | None = None, meta_grad: bool | None = None,
               support_attack: SupportAttack | None = None) -> AdaptedParams:

@@ -118,5 +118,5 @@ class ADML(EpisodicMethod):
     def _adversarial_support(self, state, learner, ep) -> torch.Tensor:
         out = []
         for sx, sy in zip(ep.support_x, ep.support_y):
-            out.append(self.query_attack(state, learner.net)(sx, sy))
+            out.append(self.query_attack(state, learner)(sx, sy))
         return torch.stack(out)
