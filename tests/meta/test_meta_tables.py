@@ -21,8 +21,10 @@ def _thesis(table) -> dict:
     return {r.key: {**{c: v / 100 for c, v in r.thesis_cells().items()}, "se": {}} for r in table.runs if r.thesis}
 
 
-def _verdicts(name, results):
-    return {c["claim"]: c["verdict"] for c in check_claims(get_table(name), results, "tiny")}
+def _verdicts(name, results, scale="tiny"):
+    """Verdicts of the table's claims; at tiny scale without the CIFAR-FS twins (not testable there)."""
+    return {c["claim"]: c["verdict"] for c in check_claims(get_table(name), results, scale)
+            if scale != "tiny" or not c["claim"].endswith("— on CIFAR-FS")}
 
 
 def test_all_twelve_chapter_5_tables_are_registered():
@@ -50,7 +52,7 @@ def test_claims_hold_on_the_thesis_numbers(name):
     results = _thesis(get_table(name))
     if name == "table-5.11":   # Table 5.11 prints no single-start PGD-20; the text's is Table 5.1's 31.52%
         results["aq_r2d2"]["pgd-20"] = 0.3152
-    verdicts = _verdicts(name, results)
+    verdicts = _verdicts(name, results, "paper")   # paper scale judges the CIFAR-FS claims on those columns too
     assert set(verdicts.values()) == {"HELD"}, verdicts
 
 

@@ -59,7 +59,7 @@ def resolve_config(table: Table, run: Run, scale: str, seed: int = 0, device: st
     from ..core.train import preset
 
     model, width = table.arch_map[scale][run.arch]
-    dataset = run.dataset or table.dataset[scale]
+    dataset = table.dataset_of(run, scale)
     over = {**table.base_train.get(scale, {}), **run.per_scale("train", scale),
             "model": model, "model_width": width, "dataset": dataset, "seed": seed, "device": device, "data_dir": data_dir}
     if _needs_teacher(run.method):
@@ -145,6 +145,37 @@ def measure(ctx: Context) -> dict:
             if m.runs is None or run.key in m.runs:
                 ctx.log(f"measure {m.name} on {run.key}")
                 results[run.key].update(spec.fn(ctx, run, ctx.artifacts[run.key], **options))
+    return fill_cells(ctx.table, results)
+
+
+def fill_cells(table: Table, results: dict) -> dict:
+    """Copy each filling run's measured columns into the cells of the row it fills (``Run.fills``).
+
+    A column's number and its per-column entries (``se``, ``ci95``, ``episodes``, …) move under the new
+    column name; the run's other results (its data source, masking checks) go to the row's
+    ``filled_by[key]``. A filling run that is not run at this scale leaves those cells in the row's
+    ``missing`` with its reason, so a claim on them is NOT TESTABLE and the report says why they are empty.
+    """
+    keys = {r.key for r in table.runs}
+    for run in table.runs:
+        if run.fills is None:
+            continue
+        target, cols = run.fills
+        if target not in keys:
+            raise ConfigError(f"{table.name}: run {run.key} fills row {target!r}, which the table does not have")
+        src, dst = results[run.key], results[target]
+        if "not_run" in src:
+            dst.setdefault("missing", {}).update(dict.fromkeys(cols.values(), src["not_run"]))
+            continue
+        rest = {}
+        for k, v in src.items():
+            if k in cols:
+                dst[cols[k]] = v
+            elif isinstance(v, dict) and set(v) & set(cols):
+                dst.setdefault(k, {}).update({cols[c]: x for c, x in v.items() if c in cols})
+            else:
+                rest[k] = v
+        dst.setdefault("filled_by", {})[run.key] = {"label": run.label, "columns": list(cols.values()), **rest}
     return results
 
 

@@ -72,11 +72,34 @@ def _rows(table: Table, r: dict) -> list[str]:
     n = next((row["ours"].get("n") for row in r["rows"] if row["ours"].get("n")), None)
     se = (f" ± is one standard error (binomial, {n} test images): a claim decided by a smaller margin is within "
           "noise (rerun with another --seed)." if n else "")
-    return lines + ["", f"Thesis numbers as printed in the thesis; ours in the same units ({table.units})." + se, ""]
+    return lines + ["", f"Thesis numbers as printed in the thesis; ours in the same units ({table.units})." + se] \
+        + _filled(r) + [""]
+
+
+def _filled(r: dict) -> list[str]:
+    """Which cells come from separate runs (``Run.fills``, e.g. a second dataset), and why empty ones are empty."""
+    sources, missing = {}, {}
+    for row in r["rows"]:
+        for sub in row["ours"].get("filled_by", {}).values():
+            sources.setdefault(", ".join(sub["columns"]), set()).add(sub.get("data_source") or "its own data")
+        for col, why in row["ours"].get("missing", {}).items():
+            missing.setdefault(why, []).append(col)
+    lines = [f"Columns {cols}: separate runs of each row's model on {'; '.join(sorted(src))}."
+             for cols, src in sources.items()]
+    return lines + [f"Empty at this scale ({', '.join(dict.fromkeys(cols))}): {why}." for why, cols in missing.items()]
+
+
+def _checked(r: dict) -> list[tuple[str, dict]]:
+    """(label, results) of every evaluated model with masking checks: the rows and the runs that fill their cells."""
+    out = []
+    for row in r["rows"]:
+        out += [(row["label"], row["ours"])] if "checks" in row["ours"] else []
+        out += [(sub["label"], sub) for sub in row["ours"].get("filled_by", {}).values() if "checks" in sub]
+    return out
 
 
 def _masking(r: dict) -> list[str]:
-    checked = [row for row in r["rows"] if "checks" in row["ours"]]
+    checked = _checked(r)
     if not checked:
         return []
     lines = ["## Gradient-masking checks", "",
@@ -84,13 +107,13 @@ def _masking(r: dict) -> list[str]:
              "breaks every example a weaker one breaks, more steps and restarts lower accuracy by at most 2 points, "
              "gradients are non-zero, …; docs/core.md lists them) or the failed ones are named: the robust "
              "accuracy of that row may then be an overestimate.", "", "| model | verdict | failed checks |", "|---|---|---|"]
-    for row in checked:
-        failed = row["ours"].get("failed_checks", [])
-        verdict = f"**FAILED** ({len(failed)} of {len(row['ours']['checks'])})" if failed else \
-            f"passed ({len(row['ours']['checks'])} checks)"
-        lines.append(f"| {row['label']} | {verdict} | {', '.join(failed) or '–'} |")
-    details = [f"- {row['label']}, `{c['name']}`: {c['detail']}" for row in checked
-               for c in row["ours"]["checks"] if not c["passed"]]
+    for label, ours in checked:
+        failed = ours.get("failed_checks", [])
+        verdict = f"**FAILED** ({len(failed)} of {len(ours['checks'])})" if failed else \
+            f"passed ({len(ours['checks'])} checks)"
+        lines.append(f"| {label} | {verdict} | {', '.join(failed) or '–'} |")
+    details = [f"- {label}, `{c['name']}`: {c['detail']}" for label, ours in checked
+               for c in ours["checks"] if not c["passed"]]
     return lines + ([""] + details if details else []) + [""]
 
 

@@ -36,12 +36,18 @@ class Run:
     A training run names an architecture *role* (``arch``, mapped per scale by the table's
     ``arch_map``), a registered training ``method`` and, for methods that need one, the ``teacher``
     run of the same table; ``train`` overrides TrainConfig fields and ``distill`` the method's
-    settings, both per scale (``{"tiny": {...}, "paper": {...}, "all": {...}}``).
+    settings, both per scale (``{"tiny": {...}, "paper": {...}, "all": {...}}``). ``dataset`` is one
+    name or one per scale (``{"paper": "cifar-fs"}``); where it names none, the table's dataset is used.
 
     Any other artifact: ``produce(ctx, run) -> artifact`` (``ctx`` a
     :class:`~robustlab.reproduce.harness.Context`: scale, seed, directories, the artifacts of the
     runs it ``uses``). ``thesis`` is the thesis's row — ``(natural %, PGD-20 %)`` or ``{column: number}``;
     ``row=False`` hides a helper run (e.g. a teacher or a comparison the table's claim needs).
+
+    ``fills=(row_key, {column: cell})``: a hidden run measured like the table's rows whose columns fill
+    other cells of the shown row ``row_key`` — the same model trained on a second dataset fills that
+    dataset's column group (the thesis's CIFAR-FS columns beside its mini-ImageNet ones). Where the run
+    is not run at a scale, those cells stay empty with its reason.
     """
 
     key: str
@@ -53,9 +59,14 @@ class Run:
     distill: dict = field(default_factory=dict)
     thesis: tuple | dict | None = None
     row: bool = True
-    dataset: str | None = None  # None: the table's
+    dataset: str | dict | None = None  # None (or no entry for a scale): the table's
     produce: Callable[[Any, "Run"], Any] | None = None
     uses: tuple[str, ...] = ()
+    fills: tuple[str, dict] | None = None
+
+    def dataset_at(self, scale: str) -> str | None:
+        """The dataset this run names at ``scale`` (None: it uses the table's)."""
+        return self.dataset.get(scale, self.dataset.get("all")) if isinstance(self.dataset, dict) else self.dataset
 
     def per_scale(self, which: str, scale: str) -> dict:
         return per_scale(getattr(self, which), scale)
@@ -139,6 +150,10 @@ class Table:
 
     def run(self, key: str) -> Run:
         return next(r for r in self.runs if r.key == key)
+
+    def dataset_of(self, run: Run, scale: str) -> str:
+        """The dataset ``run`` is trained on at ``scale``: its own, else the table's."""
+        return run.dataset_at(scale) or self.dataset[scale]
 
 
 _TABLES: Registry[Table] = Registry("thesis table")

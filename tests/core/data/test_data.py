@@ -29,14 +29,17 @@ def test_unknown_dataset_is_a_user_error():
         get_dataset("imagenet")
 
 
-def _official_archive(path, n_per_batch=4, name="cifar10"):
-    """A tiny archive laid out like cifar-10-python.tar.gz (python2-style pickles, bytes keys)."""
+def _official_archive(path, n_per_batch=4, name="cifar10", per_class=None):
+    """A tiny archive laid out like cifar-10-python.tar.gz (python2-style pickles, bytes keys); random labels,
+    or ``per_class`` images of every class in each member (few-shot episodes need every class)."""
     spec = cifar.ARCHIVES[name]
     rng = np.random.default_rng(0)
     members = {}
     for m in spec["train"] + spec["test"]:
-        data = rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
-        labels = list(rng.integers(0, spec["classes"], size=n_per_batch))
+        n = n_per_batch if per_class is None else per_class * spec["classes"]
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = list(rng.integers(0, spec["classes"], size=n) if per_class is None else
+                      np.repeat(np.arange(spec["classes"]), per_class))
         members[m] = (data, [int(v) for v in labels])
     with tarfile.open(path, "w:gz") as tar:
         for m, (data, labels) in members.items():
