@@ -86,7 +86,8 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
                 ok = nat.clone()
                 for target in targets:
                     x_adv = spec.build(target, threat, seed + 7919 * b)(qx, qy)
-                    outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
+                    if spec.bounded:
+                        outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
                     with torch.no_grad():
                         ok &= model(x_adv).argmax(-1) == qy
                 _record(per[spec.label], ok, ep.tasks)

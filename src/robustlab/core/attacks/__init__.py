@@ -8,10 +8,10 @@ from .base import Attack, ThreatModel, attack_class, check_eps, get_attack, list
 from .fgsm import FGSM
 from .pgd import PGD
 from .mifgsm import MIFGSM
-from .deepfool import DeepFool
+from .deepfool import DeepFool, UnboundedDeepFool
 from .noise import RandomNoise
 from .apgd import APGD, APGDDLR, APGDT
 from .square import Square
 
-__all__ = ["Attack", "ThreatModel", "PGD", "FGSM", "MIFGSM", "DeepFool", "RandomNoise", "APGD", "APGDDLR",
+__all__ = ["Attack", "ThreatModel", "PGD", "FGSM", "MIFGSM", "DeepFool", "UnboundedDeepFool", "RandomNoise", "APGD", "APGDDLR",
            "APGDT", "Square", "attack_class", "check_eps", "get_attack", "list_attacks", "register_attack"]

@@ -178,7 +178,9 @@ class Attack:
     ``("steps", "restarts")``), ``suite_defaults`` the options a suite uses when the label
     gives none, ``suite_seed_offset`` separates its random draws from other attacks' draws, and
     ``gradient_based`` / ``score_based`` say whether the attack follows input gradients or only
-    queries the model's scores (the masking checks compare the two kinds; random noise is neither).
+    queries the model's scores (the masking checks compare the two kinds; random noise is neither);
+    ``bounded = False`` marks an attack that ignores the ε-ball by design (unbounded DeepFool): it
+    keeps its own column but stays out of the worst case in the threat model.
     """
 
     name = "attack"
@@ -187,6 +189,7 @@ class Attack:
     suite_seed_offset = 0
     gradient_based = True
     score_based = False
+    bounded = True
 
     def __init__(self, model: nn.Module, eps: float | None = None, norm: str | None = None, *,
                  threat: ThreatModel | None = None, targeted: bool = False, loss_fn: LossFn | None = None,

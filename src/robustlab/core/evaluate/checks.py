@@ -165,8 +165,8 @@ def score_based_check(per_example: dict, specs: list[AttackSpec], mode: str) -> 
     standing after each attack, so an example a score-based attack breaks there survived every
     attack before it; the check is exact when the gradient-based attacks run first.
     """
-    grad = [s for s in specs if s.cls.gradient_based]
-    score = [s for s in specs if s.cls.score_based]
+    grad = [s for s in specs if s.cls.gradient_based and s.bounded]
+    score = [s for s in specs if s.cls.score_based and s.bounded]
     if not grad or not score:
         return None
     natural = per_example["natural"]

@@ -25,7 +25,9 @@ class EvalResult:
     run in order on the examples still standing, and ``robust[label]`` / ``per_example[label]``
     are the accuracy / the examples still standing *after that attack and all before it*.
     ``worst_case`` is, in both modes, the accuracy when every attack of the suite is tried per
-    example (the same examples on the same seed: each example's random draws are its own).
+    example (the same examples on the same seed: each example's random draws are its own); an
+    unbounded attack (``bounded = False``) has its column but is left out of it (it leaves the
+    threat model), unless the suite has no other attack.
     """
 
     natural: float
@@ -68,6 +70,19 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_suite_for_mode(specs: list[AttackSpec], mode: str) -> None:
+    """Unbounded attacks leave the threat model, so they cannot remove examples from a cascade."""
+    unbounded = [s.label for s in specs if not s.bounded]
+    if mode == "cascade" and unbounded:
+        raise ConfigError(f"{', '.join(unbounded)} is not bounded by eps, so it cannot be part of a cascade's "
+                          "worst case; evaluate it with --mode per-attack")
+
+
+def worst_case_labels(specs: list[AttackSpec]) -> list[str]:
+    """The attacks the worst case is taken over: those bounded by the threat model (all, if none is)."""
+    return [s.label for s in specs if s.bounded] or [s.label for s in specs]
+
+
 def run_suite(model: nn.Module, x, y, natural: torch.Tensor, specs: list[AttackSpec], *, threat: ThreatModel,
               mode: str, seed: int, batch_size: int, progress=None) -> tuple[dict, dict, int]:
     """Per-example results of every attack; returns (per_example, examples attacked per label, violations).
@@ -82,7 +97,8 @@ def run_suite(model: nn.Module, x, y, natural: torch.Tensor, specs: list[AttackS
             progress(spec.label)
         if mode == "per-attack":
             per_example[spec.label] = natural & attack_correct(
-                model, spec, x, y, threat=threat, seed=seed, batch_size=batch_size, threat_violations=violations)
+                model, spec, x, y, threat=threat, seed=seed, batch_size=batch_size,
+                threat_violations=violations if spec.bounded else None)
             attacked[spec.label] = len(y)
             continue
         idx = standing.nonzero()[:, 0]
@@ -117,6 +133,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
     _check_data(x, y)
     specs = parse_suite(suite)
     mode = check_mode(mode or suite_mode(suite))
+    check_suite_for_mode(specs, mode)
     accel = accel if accel is not None else AccelOptions.auto(model_device(model))
     was = model.training
     model.eval()
@@ -126,7 +143,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
             natural = predict(fast, x, batch_size) == y
             per_example, attacked, violations = run_suite(fast, x, y, natural, specs, threat=threat, mode=mode,
                                                           seed=seed, batch_size=batch_size, progress=progress)
-            worst = torch.stack([per_example[s.label] for s in specs]).all(0)  # parse_suite never returns []
+            worst = torch.stack([per_example[k] for k in worst_case_labels(specs)]).all(0)  # never empty
             own = per_example if mode == "per-attack" else {"natural": natural}
             check_results = (run_checks(fast, x, y, own, specs, threat=threat, seed=seed, batch_size=batch_size,
                                         threat_violations=violations, progress=progress,
@@ -139,7 +156,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
         robust={s.label: per_example[s.label].float().mean().item() for s in specs},
         worst_case=worst.float().mean().item(),
         per_example=per_example, checks=check_results, eps=threat.eps, norm=threat.norm, n=len(y), mode=mode,
-        settings={"suite": [s.label for s in specs], "mode": mode, "seed": seed, "batch_size": batch_size,
+        settings={"suite": [s.label for s in specs], "worst_case_over": worst_case_labels(specs), "mode": mode, "seed": seed, "batch_size": batch_size,
                   "examples_attacked": attacked, "accel": accel.to_dict(), "pgd_step_size": "max(eps/4, 2.5*eps/steps)",
                   "robust_counts": "correct on clean input and on the attack's output"},
     )

@@ -27,6 +27,11 @@ class AttackSpec:
     def cls(self) -> type:
         return attack_class(self.attack)
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the attack stays in the threat model (``False``: unbounded DeepFool)."""
+        return self.cls.bounded
+
     def build(self, model: nn.Module, threat: ThreatModel, seed: int) -> Attack:
         cls = self.cls
         kw = cls.suite_options(dict(self.kwargs), threat)
