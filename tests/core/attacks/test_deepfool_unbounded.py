@@ -11,6 +11,7 @@ from torch import nn
 from robustlab.core.attacks import DeepFool, UnboundedDeepFool
 from robustlab.core.errors import ConfigError
 from robustlab.core.evaluate import evaluate
+from robustlab.core.evaluate.curves import robustness_curve
 
 D, EPS, OVERSHOOT = 16, 0.01, 0.02
 
@@ -55,3 +56,9 @@ def test_evaluation_keeps_it_out_of_the_worst_case_and_the_cascade():
     assert r.settings["worst_case_over"] == ["fgsm"]
     with pytest.raises(ConfigError, match="not bounded by eps"):
         evaluate(model, x, y, eps=EPS, suite="fgsm,deepfool-unbounded-2", mode="cascade", checks=False)
+
+
+def test_an_eps_curve_refuses_an_attack_that_ignores_eps():
+    model, (x, y) = _linear(), _points()
+    with pytest.raises(ConfigError, match="ignores eps"):
+        robustness_curve(model, x, y, [0.01, 0.02], suite="fgsm,deepfool-unbounded-2")

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..io import write_json
 from .common import predict
 from .evaluate import evaluate
+from .suites import parse_suite
 
 
 @dataclass
@@ -56,6 +57,10 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: li
     """
     eps = check_eps_list(eps)
     ThreatModel(eps[0], norm)                         # the norm, validated once before any work
+    unbounded = [s.label for s in parse_suite(suite) if not s.bounded]
+    if unbounded:
+        raise ConfigError(f"{', '.join(unbounded)} ignores eps, so it has no curve against eps; leave it out of "
+                          "the suite for --eps-curve")
     natural = (predict(model, x, batch_size) == y.cpu()).float().mean().item()
     robust: dict[str, list[float]] = {}
     worst: list[float] = []
