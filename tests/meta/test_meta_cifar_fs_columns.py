@@ -167,3 +167,14 @@ def test_report_lists_the_masking_checks_of_the_runs_that_fill_cells():
     assert "| R2-D2 | passed (1 checks) | – |" in lines
     assert "| R2-D2 (CIFAR-FS) | **FAILED** (1 of 2) | nonzero-gradients |" in lines
     assert "- R2-D2 (CIFAR-FS), `nonzero-gradients`: all gradients are 0" in lines
+
+
+def test_paper_scale_without_cifar_100_stops_before_training_anything(smoke_paper, tmp_path):
+    # the MI rows' data (glyphs here) is present, CIFAR-100 is not: one-line error naming the archive, no model trained
+    from robustlab.core.errors import DataError
+
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError, match="cifar-100-python.tar.gz is missing"):
+        reproduce_table(get_table("table-5.5"), "paper", tmp_path / "out", cache_dir=tmp_path / "cache", n=2,
+                        data_dir=str(tmp_path / "data"), log=lambda m: None, threads=1)
+    assert not list((tmp_path / "cache").glob("meta-*"))

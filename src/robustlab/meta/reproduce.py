@@ -124,6 +124,17 @@ def run_config(ctx, run, data):
                        **{k: spec[k] for k in _CONFIG_KEYS if k in spec})
 
 
+def require_datasets(ctx) -> None:
+    """Load every dataset the table's training runs use at this scale before training one of them, so a missing
+    archive (e.g. CIFAR-100 for the CIFAR-FS columns) stops the table at once, not after days of training on
+    mini-ImageNet. Loads are cached; the tiny scale's data is offline (or falls back), so only paper checks."""
+    if ctx.scale == "tiny":
+        return
+    for r in ctx.table.runs:
+        if r.produce is train_run and "not_run" not in r.per_scale("train", ctx.scale):
+            resolve_data(ctx, ctx.table.dataset_of(r, ctx.scale))
+
+
 def config_hash(cfg) -> str:
     """The cache identity of a meta run: its resolved config without where it runs (device, data folder)."""
     return _hash({k: v for k, v in cfg.to_dict().items() if k not in ("device", "data_dir")})
@@ -143,6 +154,7 @@ def train_run(ctx, run):
     if (d / "model.safetensors").exists() and (d / "results.json").exists():
         ctx.log(f"reuse {run.key}: {d}")
     else:
+        require_datasets(ctx)
         resume = any((d / p).exists() for p in ("checkpoint.safetensors", "pretrain/checkpoint.safetensors",
                                                  "model.safetensors"))
         ctx.log(f"{'resume' if resume else 'train'} {run.key} ({cfg.method}, {cfg.extra['head']}, {cfg.model}) → {d}")
