@@ -69,6 +69,12 @@ def test_paper_plan_trains_every_row_again_on_cifar_fs(name, fake_cifar100, tmp_
         assert {k: v for k, v in cf.to_dict().items() if k not in ("dataset", "eps", "alpha")} == \
             {k: v for k, v in mi.to_dict().items() if k not in ("dataset", "eps", "alpha")}
         assert R.config_hash(cf) != R.config_hash(mi)
+        # MetaOptNet's ResNet-12 carries its DropBlock (rate 0.1: unit blocks, i.e. dropout, in blocks 1–2 and
+        # side 2 at 32 px in blocks 3–4); the other backbones none
+        drop = [m for m in build_learner(cf, data.input_shape).modules() if type(m).__name__ == "DropBlock2d"]
+        assert cf.model_options == ({"drop_rate": 0.1} if cf.model == "resnet12" else {})
+        assert {(m.drop_rate, m.block_size) for m in drop if m.drop_rate > 0} == \
+            ({(0.1, 1), (0.1, 2)} if cf.model == "resnet12" else set())
         assert build_learner(cf, data.input_shape).backbone.out_dim == DIM_32PX[(cf.model, cf.model_width)]
 
 

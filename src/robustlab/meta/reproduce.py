@@ -42,7 +42,7 @@ BUDGET = {
 EPISODES = {"tiny": 60, "paper": 1000}
 QUERY = {"tiny": 5, "paper": 15}
 CHECK_EPISODES = {"tiny": 2, "paper": 8}
-_CONFIG_KEYS = ("epochs", "lr", "steps", "trades_beta", "batch_size")
+_CONFIG_KEYS = ("epochs", "lr", "steps", "trades_beta", "batch_size", "model_options")
 _EXTRA_KEYS = ("head", "way", "shot", "query", "tasks", "episodes_per_epoch", "inner_steps", "inner_lr",
                "test_steps", "first_order", "fc_only", "denoise_after", "rotations", "trades_adversary")
 
