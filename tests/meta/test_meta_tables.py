@@ -114,3 +114,29 @@ def test_similar_below_not_above_and_all_of():
     assert all_of(True, NotTestable("x"), False) is False
     assert isinstance(all_of(True, NotTestable("why")), NotTestable) and all_of(True, True) is True
     assert isinstance(beats({"a": {"not_run": "paper only"}}, "a", "b", "x"), NotTestable)
+
+
+MAML_ROWS = [(t, r) for t in NAMES for r in get_table(t).runs
+             if r.arch and r.per_scale("train", "paper").get("head") == "maml"]
+
+
+@pytest.mark.parametrize("name,run", MAML_ROWS, ids=[f"{t}:{r.key}" for t, r in MAML_ROWS])
+def test_paper_maml_rows_follow_the_authors_maml_scripts(name, run):
+    """Reference §1.5 (the authors' MAML scripts): trained with the shot it is tested with, 15 queries per class,
+    4 tasks × 60,000 batches on mini-ImageNet (32 × 4,000 on Omniglot), 5 inner steps (10 at test), second order."""
+    from types import SimpleNamespace
+
+    import robustlab.meta.reproduce as R
+    from robustlab.reproduce.harness import Context
+
+    t = get_table(name)
+    ctx = Context(t, "paper", None, None, log=lambda m: None)
+    dataset = t.dataset_of(run, "paper")
+    cfg = R.run_config(ctx, run, SimpleNamespace(name=dataset))
+    ex = cfg.extra
+    omniglot = dataset == "omniglot"
+    assert ex["shot"] == ex["test_shot"] == (1 if "1-shot" in run.label else 5)
+    assert (ex["query"], ex["tasks"]) == (15, 32 if omniglot else 4)
+    assert cfg.epochs * ex["episodes_per_epoch"] == (4_000 if omniglot else 60_000)
+    assert (ex["inner_steps"], ex["test_steps"], ex["first_order"]) == (5, 10, False)
+    assert ex["inner_lr"] == (0.4 if omniglot else 0.01)
