@@ -38,7 +38,7 @@ def tiny_maml_config(data_dir: str, multiple: int, seed: int = 0):
                        epochs=batches // LOG_EVERY, seed=seed, data_dir=data_dir, extra=extra)
 
 
-def test_report(learner, data, cfg, episodes: int, seed: int = 123) -> dict:
+def held_out_report(learner, data, cfg, episodes: int, seed: int = 123) -> dict:
     """Held-out accuracy after fine-tuning, and the support cross-entropy at θ and after the test steps."""
     sampler = meta_test_sampler(data, cfg, tasks=4)
     gen = torch.Generator().manual_seed(seed)
@@ -66,7 +66,7 @@ def run(data_dir: str, multiple: int, episodes: int) -> dict:
     curve = [{"outer_steps": (i + 1) * LOG_EVERY, "query_loss": h.get("train_loss"), "query_acc": h.get("train_acc")}
              for i, h in enumerate(summary["history"])]
     return {"multiple": multiple, "outer_steps": cfg.epochs * LOG_EVERY, "train_seconds": time.perf_counter() - t0,
-            "meta_loss_curve": curve, **test_report(learner, data, cfg, episodes), "data_source": data.source}
+            "meta_loss_curve": curve, **held_out_report(learner, data, cfg, episodes), "data_source": data.source}
 
 
 def main() -> None:
