@@ -46,6 +46,8 @@ def _models(learner, adapted, tasks: int, defense, gradient: str, eot: int):
 
 #: ``gradient="worst"``: every attack through the defense as it is and through BPDA, per-query worst case
 WORST = ("naive", "bpda")
+#: the accuracy key of the per-query worst case over the suite's attacks bounded by ε (with two or more)
+WORST_CASE = "worst case"
 
 
 def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: str | list[str] = "pgd-20",
@@ -53,8 +55,12 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
                        gradient: str = "bpda", eot: int = 1) -> dict:
     """Per-attack mean accuracy ± 95% CI over ``episodes`` test episodes (batches of ``sampler.tasks``).
 
-    Also returns solver facts recorded by the head (SVM iterations, KKT residual, convergence) and
-    whether every attack output stayed in the ε-ball and the [0, 1] box. With a pre-processing
+    With two or more attacks bounded by ε, ``accuracy["worst case"]`` counts a query only if it survives
+    every one of them. An attack that calls the model on parts of its batch (APGD, Square) runs one episode
+    at a time (:func:`_attack_queries`); for MAML, whose batch norm uses the statistics of the batch it sees,
+    those parts are what the attack's model calls normalise over. Also returns solver facts recorded by the
+    head (SVM iterations, KKT residual, convergence) and whether every attack output stayed in the ε-ball
+    and the [0, 1] box. With a pre-processing
     ``defense`` (:mod:`.defenses`, thesis §5.5) accuracy is that of ``classifier ∘ defense`` and the
     attacks differentiate :func:`~.defenses.attack_model` (``gradient`` "naive" or "bpda", ``eot`` samples);
     ``gradient="worst"`` runs each attack through both and counts a query correct only if it survives
@@ -67,6 +73,8 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
     was = learner.training
     learner.eval()
     per = {"natural": [], **{s.label: [] for s in specs}}
+    if sum(s.bounded for s in specs) > 1:
+        per[WORST_CASE] = []
     facts: dict[str, list] = {}
     outside, done, b = 0, 0, 0
     try:
@@ -76,21 +84,26 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
             for k, v in adapted.info.items():
                 facts.setdefault(k, []).append(v)
             grads = WORST if gradient == "worst" and defense is not None else (gradient,)
-            pairs = [_models(learner, adapted, ep.tasks, defense, g, eot) for g in grads]
-            model, targets = pairs[0][0], [t for _, t in pairs]
+            model = _models(learner, adapted, ep.tasks, defense, grads[0], eot)[0]
             qx, qy = ep.query_x.flatten(0, 1), ep.query_y.flatten()
             with torch.no_grad():
                 nat = model(qx).argmax(-1) == qy
             _record(per["natural"], nat, ep.tasks)
+            worst = nat.clone()
             for spec in specs:
                 ok = nat.clone()
-                for target in targets:
-                    x_adv = spec.build(target, threat, seed + 7919 * b)(qx, qy)
+                for g in grads:
+                    x_adv = _attack_queries(spec, lambda a, t, g=g: _models(learner, a, t, defense, g, eot)[1], adapted,
+                                            ep.tasks, threat, seed + 7919 * b, qx, qy)
                     if spec.bounded:
                         outside += int((~threat.contains(x_adv, qx, tol=1e-5)).sum())
                     with torch.no_grad():
                         ok &= model(x_adv).argmax(-1) == qy
                 _record(per[spec.label], ok, ep.tasks)
+                if spec.bounded:
+                    worst &= ok
+            if WORST_CASE in per:
+                _record(per[WORST_CASE], worst, ep.tasks)
             done += ep.tasks
             b += 1
     finally:
@@ -98,6 +111,18 @@ def episode_accuracies(learner, sampler, *, episodes: int, eps: float, attacks: 
     return {"accuracy": {k: mean_ci(v[:episodes]) for k, v in per.items()}, "eps": eps, "norm": norm,
             "attack_outputs_outside_threat_model": outside, "solver": _summarise(facts),
             "way": sampler.way, "shot": sampler.shot, "query": sampler.query}
+
+
+def _attack_queries(spec, target_of, adapted, tasks: int, threat, seed: int, qx, qy) -> torch.Tensor:
+    """``spec``'s attack on the flattened queries of ``tasks`` episodes, through ``target_of(adapted, tasks)``.
+
+    The flattened batch's rows belong to their task's head by position, so an attack that calls the model on
+    parts of its batch (``calls_subsets``: APGD, Square) runs one task at a time, on that task's head alone.
+    """
+    if tasks == 1 or not spec.cls.calls_subsets:
+        return spec.build(target_of(adapted, tasks), threat, seed)(qx, qy)
+    q, y = qx.view(tasks, -1, *qx.shape[1:]), qy.view(tasks, -1)
+    return torch.cat([spec.build(target_of(adapted.task(t), 1), threat, seed + t)(q[t], y[t]) for t in range(tasks)])
 
 
 def _record(store: list[float], correct: torch.Tensor, tasks: int) -> None:

@@ -28,6 +28,10 @@ class FittedHead:
     def detach(self) -> "FittedHead":
         return replace(self, weight=self.weight.detach())
 
+    def task(self, t: int) -> "FittedHead":
+        """Task ``t``'s head alone (a batch of one task)."""
+        return replace(self, weight=self.weight[t:t + 1])
+
 
 class Head(nn.Module):
     name = "head"

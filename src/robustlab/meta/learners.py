@@ -55,6 +55,10 @@ class AdaptedParams:
     def detach(self) -> "AdaptedParams":
         return AdaptedParams([{k: v.detach() for k, v in p.items()} for p in self.params], self.info)
 
+    def task(self, t: int) -> "AdaptedParams":
+        """Task ``t``'s fine-tuned parameters alone (a batch of one task)."""
+        return AdaptedParams([self.params[t]], self.info)
+
 
 #: a support attack for adversarial fine-tuning: (x, y, forward) -> x_adv, forward(x) = adapted logits
 SupportAttack = Callable[[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]

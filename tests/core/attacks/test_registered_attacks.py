@@ -37,3 +37,32 @@ def test_stays_in_the_eps_ball_and_the_box(name):
         assert attack.threat.eps == float("inf")
     assert attack.threat.contains(x_adv, x).all()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # the model is left as found
+
+
+class _BatchSizes(nn.Module):
+    """The model above, recording the batch size of every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.sizes = _model(), []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.net(x)
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_calls_subsets_is_declared_truthfully(name):
+    """An attack declaring ``calls_subsets = False`` calls the model on its whole batch only (the few-shot
+    evaluation relies on it to attack a flattened batch of episodes at once); one declaring True does call
+    it on a part of the batch here, where most examples break at once and a few do not."""
+    model = _BatchSizes().eval()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(12, 1, 4, 4, generator=g)
+    with torch.no_grad():
+        y = model.net(x).argmax(1)
+        y[:3] = (y[:3] + 1) % 4          # misclassified already: broken at the first call
+    attack = get_attack(name, model, eps=0.05)
+    model.sizes.clear()
+    attack(x, y)
+    assert (bool(model.sizes) and set(model.sizes) != {len(x)}) == type(attack).calls_subsets, sorted(set(model.sizes))

@@ -87,6 +87,7 @@ class APGD(Attack):
     label_options = ("steps", "restarts")
     suite_defaults = {"steps": 100}
     default_loss = "ce"
+    calls_subsets = True                 # each run and step attacks only the examples still standing
 
     def __init__(self, model, eps: float | None = None, steps: int = 100, restarts: int = 1,
                  norm: str | None = None, loss: str | None = None, targeted: bool = False,

@@ -180,7 +180,10 @@ class Attack:
     ``gradient_based`` / ``score_based`` say whether the attack follows input gradients or only
     queries the model's scores (the masking checks compare the two kinds; random noise is neither);
     ``bounded = False`` marks an attack that ignores the ε-ball by design (unbounded DeepFool): it
-    keeps its own column but stays out of the worst case in the threat model.
+    keeps its own column but stays out of the worst case in the threat model; ``calls_subsets = True``
+    marks an attack that calls the model on parts of its batch (the examples not yet broken: APGD,
+    Square), so a model whose rows are not independent (a flattened batch of few-shot episodes, each
+    with its own head) must be attacked one independent group at a time.
     """
 
     name = "attack"
@@ -190,6 +193,7 @@ class Attack:
     gradient_based = True
     score_based = False
     bounded = True
+    calls_subsets = False
 
     def __init__(self, model: nn.Module, eps: float | None = None, norm: str | None = None, *,
                  threat: ThreatModel | None = None, targeted: bool = False, loss_fn: LossFn | None = None,

@@ -85,6 +85,7 @@ class Square(Attack):
     suite_defaults = {"queries": 5000}
     gradient_based = False
     score_based = True
+    calls_subsets = True
 
     def __init__(self, model, eps: float | None = None, queries: int = 5000, p_init: float = 0.8,
                  norm: str | None = None, seed: int | None = None, threat=None, **_):
