@@ -98,7 +98,9 @@ def test_cli_train_and_eval_on_glyphs(tmp_path):
                 "--attacks", "pgd-5,mifgsm-5", "--query", "3")
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert set(res["accuracy"]) == {"natural", "pgd-5", "mifgsm-5"}
+    assert set(res["accuracy"]) == {"natural", "pgd-5", "mifgsm-5", "worst case"}
+    acc = {k: v["mean"] for k, v in res["accuracy"].items()}
+    assert acc["worst case"] <= min(acc["pgd-5"], acc["mifgsm-5"]) + 1e-9
     assert "mifgsm-5" in (tmp_path / "run" / "eval.md").read_text()
 
 
