@@ -30,6 +30,21 @@ def test_table_5_10_end_to_end(tmp_path, smoke_budget):
     assert "| R2-D2 AQ Denoising | 57.68 | " in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.skipif(not OMNIGLOT.is_dir(), reason="needs the Omniglot subset")
+def test_extra_suite_column_on_a_few_shot_table(tmp_path, smoke_budget):
+    """``--extra-suite``: the per-query worst case under APGD and Square (attacked one episode at a time) on the
+    same test episodes, beside the thesis's columns, which stay as they were."""
+    kw = dict(cache_dir=tmp_path / "cache", n=2, data_dir=str(OMNIGLOT), log=lambda m: None)
+    plain = reproduce_table(get_table("table-5.10"), "tiny", tmp_path / "a", **kw)
+    res = reproduce_table(get_table("table-5.10"), "tiny", tmp_path / "b", extra_suite="apgd-ce-10,square-50", **kw)
+    col = "apgd-ce-10,square-50 (worst case)"
+    for row, before in zip(res["rows"], plain["rows"]):
+        ours = row["ours"]
+        assert {c: ours[c] for c in ("natural", "pgd-20")} == {c: before["ours"][c] for c in ("natural", "pgd-20")}
+        assert 0 <= ours[col] <= ours["natural"] and col in ours["se"]
+    assert f"ours {col}" in (tmp_path / "b" / "report.md").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not OMNIGLOT.is_dir(), reason="needs the Omniglot subset")
 def test_table_5_12_end_to_end(tmp_path, smoke_budget):

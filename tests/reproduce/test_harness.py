@@ -102,3 +102,40 @@ def test_reproduce_table_4_8_tiny_end_to_end(tmp_path):
     assert all(0 <= r["ours"]["robust"]["pgd-20"] <= r["ours"]["natural"] <= 1 for r in res["rows"])
     md = (tmp_path / "t48" / "report.md").read_text()
     assert "thesis pgd-20" in md and "Claims (" in md
+
+
+def test_extra_suite_adds_a_worst_case_column_beside_the_thesis(tmp_path):
+    """``--extra-suite``: one more column (the suite's per-example worst case at the table's ε), the thesis's
+    columns and the claims unchanged; its value is what the core evaluation gives on the same checkpoint."""
+    import torch
+
+    from robustlab.core.data import get_dataset
+    from robustlab.core.evaluate import evaluate
+    from robustlab.core.models import load_model
+
+    table = _mini("table-0.4", (Claim("teacher above chance", lambda r: r["teacher"]["natural"] > 0.1),))
+    kw = dict(cache_dir=tmp_path / "cache", n=40, log=lambda m: None)
+    plain = reproduce_table(table, "tiny", tmp_path / "plain", **kw)
+    res = reproduce_table(table, "tiny", tmp_path / "extra", extra_suite="autoattack-lite", **kw)
+    col = "autoattack-lite (worst case)"
+    assert res["extra_columns"] == [col] and plain["extra_columns"] == []
+    assert [c["verdict"] for c in res["claims"]] == [c["verdict"] for c in plain["claims"]]
+    data = get_dataset("digits")
+    for row, before in zip(res["rows"], plain["rows"]):
+        ours = row["ours"]
+        assert ours["robust"] == before["ours"]["robust"] and col not in row["thesis"]
+        model, _ = load_model(res["runs"][row["key"]]["checkpoint"])
+        torch.manual_seed(0)
+        direct = evaluate(model, data.x_test[:40], data.y_test[:40], eps=0.2, suite="autoattack-lite", checks=False)
+        assert ours[col] == pytest.approx(direct.worst_case) and ours[col] <= ours["robust"]["pgd-20"] + 0.05
+    md = (tmp_path / "extra" / "report.md").read_text()
+    assert f"| thesis {col} | ours {col} |" in md and "not a thesis column (added with --extra-suite)" in md
+
+
+def test_extra_suite_errors_before_any_training(tmp_path):
+    table = _mini("table-0.5", ())
+    with pytest.raises(UnknownNameError):
+        reproduce_table(table, "tiny", tmp_path / "a", cache_dir=tmp_path / "cache", extra_suite="no-such-attack")
+    assert not (tmp_path / "cache").exists()
+    p = run_cli("reproduce", "table-3.1", "--extra-suite", "autoattack", "--out", str(tmp_path / "b"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--extra-suite" in p.stderr

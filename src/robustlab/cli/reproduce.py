@@ -25,6 +25,8 @@ def reproduce(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = typer.Option(None, help="Where dataset archives live (paper scale)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
+    extra_suite: Optional[str] = typer.Option(None, help="Add a column beside the thesis's: each row's worst case "
+                                                           "under this attack suite, e.g. autoattack (Ch. 4 and 5)."),
     list_: bool = typer.Option(False, "--list", help="List the registered experiments and exit."),
 ):
     """Reproduce a thesis table: train what is missing, evaluate, report thesis vs ours and which claims held."""
@@ -49,7 +51,7 @@ def reproduce(
     console.print(f"[bold]{exp.name}[/bold]: {exp.title} (scale {scale}) → {out}")
     result = reproduce_table(exp, scale, out, cache_dir=cache, seed=seed, device=device, n=n,
                              progress=True, log=lambda m: console.print(f"  {m}"),
-                             data_dir=str(data_dir) if data_dir else None, threads=threads)
+                             data_dir=str(data_dir) if data_dir else None, threads=threads, extra_suite=extra_suite)
     colour = {"HELD": "green", "DID NOT HOLD": "red", "NOT TESTABLE": "yellow"}
     for c in result["claims"]:
         why = c.get("reason") or c.get("error")

@@ -276,7 +276,20 @@ def _checks(ctx, artifact, episodes: int, shot: int) -> dict:
     return res
 
 
-@register_measurement("fewshot-accuracy")
+def _fewshot_extra(ctx, run, artifact, extra: str, *, evals=(), checks=None) -> tuple[float, float] | None:
+    """``--extra-suite``: the row's per-query worst case under suite ``extra`` (its first evaluation's shot,
+    the run's ε), over the same test episodes as its own columns."""
+    if isinstance(artifact, NotRun):
+        return None
+    ev = {"attacks": extra, **({"shot": evals[0]["shot"]} if evals and "shot" in evals[0] else {})}
+    acc = _evaluate(ctx, artifact, ev)["accuracy"]
+    from .evaluate import WORST_CASE
+
+    key = WORST_CASE if WORST_CASE in acc else next(k for k in acc if k != "natural")
+    return acc[key]["mean"], acc[key]["ci95"] / Z95
+
+
+@register_measurement("fewshot-accuracy", extra_suite=_fewshot_extra)
 def fewshot_accuracy(ctx, run, artifact, *, evals=(), checks: int | None = None) -> dict:
     """Few-shot natural / robust accuracy of a row (thesis §5.3) for each evaluation in ``evals``.
 

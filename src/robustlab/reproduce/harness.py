@@ -38,6 +38,7 @@ class Context:
     progress: bool = False
     log: Callable[[str], None] = print
     artifacts: dict = field(default_factory=dict)
+    extra_suite: str | None = None
 
 
 def _hash(obj) -> str:
@@ -145,7 +146,41 @@ def measure(ctx: Context) -> dict:
             if m.runs is None or run.key in m.runs:
                 ctx.log(f"measure {m.name} on {run.key}")
                 results[run.key].update(spec.fn(ctx, run, ctx.artifacts[run.key], **options))
+    if ctx.extra_suite:
+        add_extra_suite_column(ctx, results)
     return fill_cells(ctx.table, results)
+
+
+def extra_suite_column(suite: str) -> str:
+    """The name of the column ``--extra-suite`` adds (the suite's per-example worst case)."""
+    return f"{suite} (worst case)"
+
+
+def extra_suite_measure(table: Table):
+    """The table's measurement that can evaluate another attack suite on its rows, or a one-line error."""
+    for m in table.measures:
+        if get_measurement(m.name).extra_suite is not None:
+            return m
+    raise ConfigError(f"{table.name} evaluates no model under an ε-bounded attack suite, so --extra-suite has "
+                      "nothing to add; use it with the tables of Chapters 4 and 5")
+
+
+def add_extra_suite_column(ctx: Context, results: dict) -> None:
+    """One more column on every shown row the measurement evaluates: its worst case under ``ctx.extra_suite``.
+
+    The thesis's columns and claims are untouched; the thesis has no number for this column.
+    """
+    m = extra_suite_measure(ctx.table)
+    spec, options = get_measurement(m.name), per_scale(m.options, ctx.scale)
+    col = extra_suite_column(ctx.extra_suite)
+    for run in ctx.table.runs:
+        if not run.row or (m.runs is not None and run.key not in m.runs) or "not_run" in results[run.key]:
+            continue
+        ctx.log(f"measure {ctx.extra_suite} on {run.key}")
+        got = spec.extra_suite(ctx, run, ctx.artifacts[run.key], ctx.extra_suite, **options)
+        if got is not None:
+            results[run.key][col] = got[0]
+            results[run.key].setdefault("se", {})[col] = got[1]
 
 
 def fill_cells(table: Table, results: dict) -> dict:
@@ -222,17 +257,26 @@ def _check_scale(table: Table, scale: str) -> None:
 
 def reproduce_table(table: Table, scale: str, out_dir: str | Path, *, cache_dir: str | Path | None = None,
                     seed: int = 0, device: str = "auto", n: int | None = None, progress: bool = False,
-                    log=print, data_dir=None, threads: int | None = None) -> dict:
-    """Produce, measure, check claims; writes ``report.md`` and ``results.json`` in ``out_dir``."""
+                    log=print, data_dir=None, threads: int | None = None, extra_suite: str | None = None) -> dict:
+    """Produce, measure, check claims; writes ``report.md`` and ``results.json`` in ``out_dir``.
+
+    ``extra_suite`` (e.g. ``"autoattack"``) adds a column beside the thesis's: each evaluated row's worst-case
+    accuracy under that suite, in the table's own threat model.
+    """
     from .report import markdown, plot
 
     _check_scale(table, scale)
+    if extra_suite:
+        from ..core.evaluate.suites import parse_suite
+
+        parse_suite(extra_suite)                 # an unknown suite or attack stops here, before any training
+        extra_suite_measure(table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cpu_threads(scale, threads)
     ctx = Context(table, scale, out, Path(cache_dir) if cache_dir else out.parent / "cache", seed, device, n,
-                  data_dir, progress, log)
+                  data_dir, progress, log, extra_suite=extra_suite or None)
     for run in ordered(table.runs):
         ctx.artifacts[run.key] = produce(ctx, run)
     results = measure(ctx)
@@ -260,6 +304,7 @@ def assemble(ctx: Context, results: dict, claims: list[dict]) -> dict:
     return {"experiment": t.name, "title": t.title, "chapter": t.chapter, "scale": scale,
             "dataset": t.dataset.get(scale), "data_source": _data_source(results), "n": ctx.n, "seed": ctx.seed,
             "columns": list(t.columns),
+            "extra_columns": [extra_suite_column(ctx.extra_suite)] if ctx.extra_suite else [],
             "measures": [{"name": m.name, "options": per_scale(m.options, scale)} for m in t.measures],
             "architectures": {role: list(v) for role, v in t.arch_map.get(scale, {}).items()},
             "rows": [{"key": r.key, "label": r.label, "thesis": r.thesis_cells(), "ours": results[r.key]}

@@ -25,16 +25,23 @@ class Measurement:
     fn: Callable
     per_run: bool = True
     report: Callable[[dict, dict], list[str]] | None = None
+    #: ``extra_suite(ctx, run, artifact, extra, **options) -> (accuracy, standard error) | None``: the row's
+    #: worst-case accuracy under another attack suite in the measurement's own threat model (``--extra-suite``)
+    extra_suite: Callable | None = None
 
 
 _MEASUREMENTS: Registry[Measurement] = Registry("measurement")
 
 
-def register_measurement(name: str, *, per_run: bool = True, report: Callable | None = None):
-    """Decorator: register ``fn`` as measurement ``name`` (a second one of the same name is refused)."""
+def register_measurement(name: str, *, per_run: bool = True, report: Callable | None = None,
+                         extra_suite: Callable | None = None):
+    """Decorator: register ``fn`` as measurement ``name`` (a second one of the same name is refused).
+
+    ``extra_suite`` (optional) lets a reproduced table add a column for another attack suite on the rows this
+    measurement evaluates (see :class:`Measurement`)."""
 
     def add(fn):
-        _MEASUREMENTS.register(name, Measurement(name, fn, per_run, report))
+        _MEASUREMENTS.register(name, Measurement(name, fn, per_run, report, extra_suite))
         return fn
 
     return add
@@ -63,7 +70,13 @@ def binomial_se(p: float, n: int) -> float:
 
 
 # ----------------------------------------------------------------------------- attack suite
-@register_measurement("attack-suite")
+def _attack_suite_extra(ctx, run, artifact: TrainedModel, extra: str, *, eps: float, **_) -> tuple[float, float]:
+    """Worst-case accuracy under suite ``extra`` at the table's own ε (cached like the table's evaluation)."""
+    r = attack_suite(ctx, run, artifact, suite=extra, eps=eps)
+    return r["worst_case"], binomial_se(r["worst_case"], r["n"])
+
+
+@register_measurement("attack-suite", extra_suite=_attack_suite_extra)
 def attack_suite(ctx, run, artifact: TrainedModel, *, suite: str, eps: float) -> dict:
     """Natural and robust accuracy under ``suite`` at ℓ∞ radius ``eps``, with the gradient-masking checks.
 

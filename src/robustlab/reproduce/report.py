@@ -60,7 +60,8 @@ def _header(table: Table, r: dict) -> list[str]:
 def _rows(table: Table, r: dict) -> list[str]:
     if not r["rows"]:
         return []
-    cols = table.columns
+    extra = tuple(r.get("extra_columns", ()))
+    cols = tuple(table.columns) + extra
     timed = any("seconds" in row["ours"] for row in r["rows"])
     head = [h for c in cols for h in (f"thesis {c}", f"ours {c}")] + (["train s"] if timed else [])
     lines = ["| model | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
@@ -72,8 +73,11 @@ def _rows(table: Table, r: dict) -> list[str]:
     n = next((row["ours"].get("n") for row in r["rows"] if row["ours"].get("n")), None)
     se = (f" ± is one standard error (binomial, {n} test images): a claim decided by a smaller margin is within "
           "noise (rerun with another --seed)." if n else "")
+    added = [f"{', '.join(extra)}: not a thesis column (added with --extra-suite): each row's accuracy when an "
+             "example must survive every attack of that suite, in the table's own threat model; the claims read "
+             "the thesis's columns only."] if extra else []
     return lines + ["", f"Thesis numbers as printed in the thesis; ours in the same units ({table.units})." + se] \
-        + _filled(r) + [""]
+        + added + _filled(r) + [""]
 
 
 def _filled(r: dict) -> list[str]:
