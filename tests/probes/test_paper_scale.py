@@ -47,11 +47,19 @@ def fake_cifar(tmp_path, monkeypatch):
     return make
 
 
-def test_table_6_1_paper_path_reads_cifar(fake_cifar, monkeypatch):
+@pytest.fixture
+def dataset_loads(monkeypatch):
+    """``dataset_loads(module)``: the (name, data_dir) of every ``get_dataset`` call the module makes (a spy)."""
+    def spy(module):
+        seen, real = [], module.get_dataset
+        monkeypatch.setattr(module, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+        return seen
+    return spy
+
+
+def test_table_6_1_paper_path_reads_cifar(fake_cifar, dataset_loads):
     data_dir = fake_cifar("cifar10")
-    seen = []
-    real = E.get_dataset
-    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(E)
     out = E.table_6_1(seed=0, scale="paper", data_dir=data_dir, widths=(16, 16, 12), epochs=1, milestones=(),
                       iters=5, linear_iters=5, batch_size=8)
     assert seen and all(s == ("cifar10", data_dir) for s in seen)
@@ -93,13 +101,11 @@ def test_norm_bias_paper_settings_are_the_thesis():
         assert "paper" in get_table(t).scales
 
 
-def test_norm_bias_paper_path_reads_cifar100(fake_cifar, monkeypatch):
+def test_norm_bias_paper_path_reads_cifar100(fake_cifar, dataset_loads):
     from robustlab.probes import experiments_extra as X
 
     data_dir = fake_cifar("cifar100")
-    seen = []
-    real = X.get_dataset
-    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(X)
     row = X.norm_bias_row("mlp", seed=0, scale="paper", cifar100=True, data_dir=data_dir, epochs=1, runs=2,
                           milestones=(), batch_size=8, arch_options={"widths": (8,)})
     assert seen and all(s == ("cifar100", data_dir) for s in seen)
@@ -127,13 +133,11 @@ def test_rank_paper_settings_are_the_thesis():
         assert "paper" in get_table(t).scales
 
 
-def test_rank_paper_path_reads_cifar10(fake_cifar, monkeypatch):
+def test_rank_paper_path_reads_cifar10(fake_cifar, dataset_loads):
     from robustlab.probes import experiments_extra as X
 
     data_dir = fake_cifar("cifar10")
-    seen = []
-    real = X.get_dataset
-    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(X)
     st = X.rank_study("resnet18", seed=0, scale="paper", data_dir=data_dir, arch_options={"width": 2}, epochs=1,
                       milestones=(), finetune_epochs=1, train_steps=1, batch_size=10, n_eval=4, augment=False)
     assert seen == [("cifar10", data_dir)]
@@ -155,7 +159,7 @@ def test_rank_paper_path_reads_cifar10(fake_cifar, monkeypatch):
     assert all(set(p["series"]) >= {"initialisation"} and len(p["series"]) == 4 for p in panels)
 
 
-def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):
+def test_minima_paper_settings_and_path(fake_cifar, dataset_loads):
     from robustlab.probes import experiments_extra as X
 
     r18 = X.minima_settings("resnet18", "paper")
@@ -166,9 +170,7 @@ def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):
     for t in ("table-6.2", "table-6.3", "table-6.4"):
         assert "paper" in get_table(t).scales
     data_dir = fake_cifar("cifar100")
-    seen = []
-    real = X.get_dataset
-    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(X)
     out = X.local_minima_table("mlp", {"default": None, "zero": None}, seed=0, cifar100=True, scale="paper",
                                data_dir=data_dir, epochs=1, milestones=(), batch_size=4, arch_options={"widths": (8,)})
     assert seen and all(s == ("cifar100", data_dir) for s in seen)
@@ -177,16 +179,14 @@ def test_minima_paper_settings_and_path(fake_cifar, monkeypatch):
     assert zero["loss_init"] == pytest.approx(4.60517, abs=1e-4)
 
 
-def test_table_6_9_paper_settings_and_path(fake_cifar, monkeypatch):
+def test_table_6_9_paper_settings_and_path(fake_cifar, dataset_loads):
     s = E.resolve(E.SETTINGS_6_9, "paper")
     # §6.5.1: CIFAR-10, 100 epochs lr 0.01 ÷10 at 60/80/90, 8 more epochs with the projections, PGD-20 8/255, 1/255
     assert (s["dataset"], s["epochs"], s["lr"], tuple(s["milestones"]), s["finetune_epochs"]) == \
         ("cifar10", 100, 0.01, (60, 80, 90), 8)
     assert tuple(s["eps"]) == (8 / 255, 1 / 255) and "paper" in get_table("table-6.9").scales
     data_dir = fake_cifar("cifar10")
-    seen = []
-    real = E.get_dataset
-    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(E)
     out = E.table_6_9(seed=0, scale="paper", data_dir=data_dir, widths=(8, 8), epochs=1, milestones=(),
                       finetune_epochs=1, batch_size=10, n_eval=4)
     assert seen == [("cifar10", data_dir)]
@@ -212,11 +212,9 @@ def test_ntk_figures_paper_settings():
         assert all(len(E.NTK_SETTINGS[sc]["widths"][r.key.split("@")[0]]) == 3 for r in rows for sc in ("tiny", "paper"))
 
 
-def test_ntk_paper_path_reads_cifar(fake_cifar, monkeypatch):
+def test_ntk_paper_path_reads_cifar(fake_cifar, dataset_loads):
     data_dir = fake_cifar("cifar10")
-    seen = []
-    real = E.get_dataset
-    monkeypatch.setattr(E, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen = dataset_loads(E)
     small = dict(epochs=1, milestones=(), n_samples=3, batch_size=8)
     out = E.figure_6_1(0, ("mlp-2", "convnet6"), scale="paper", data_dir=data_dir,
                        widths={"mlp-2": (4, 8), "convnet6": (2,)}, **small)
@@ -248,13 +246,12 @@ def test_figure_6_2_paper_settings_and_rows():
     assert len([r for r in t.runs if r.row]) == 3 * (len(s["record"]) + 1)
 
 
-def test_figure_6_2_paper_path_reads_cifar(fake_cifar, monkeypatch):
+def test_figure_6_2_paper_path_reads_cifar(fake_cifar, dataset_loads, monkeypatch):
     from robustlab.probes import experiments_extra as X
 
     data_dir = fake_cifar("cifar10")
-    seen, shapes = [], []
-    real, real_build = X.get_dataset, X.build_model
-    monkeypatch.setattr(X, "get_dataset", lambda name, d=None: seen.append((name, d)) or real(name, d))
+    seen, shapes = dataset_loads(X), []
+    real_build = X.build_model
     monkeypatch.setattr(X, "build_model", lambda a, n, shape, **kw: shapes.append((a, n, shape)) or real_build(a, n, shape, **kw))
     out = X.ntk_trajectory("mlp-2", "mlp", 0, "paper", data_dir, epochs=3, milestones=(), record=(2, 3), n_samples=3,
                            batch_size=8, models={"mlp-2": {"width": 4, "depth": 2}})
