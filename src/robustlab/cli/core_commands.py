@@ -130,7 +130,8 @@ def eval_cmd(
     write_eval_outputs(out, {name: result}, {"checkpoint": str(checkpoint), "dataset": meta.get("dataset"),
                                              "data_source": data.source}, curves=curves)
     print_eval_table({name: result})
-    console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    curve_files = f", {out / 'robustness_curve.png'} and its .json" if curves else ""
+    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}{curve_files}")
 
 
 def name_of(meta: dict) -> str:
@@ -164,7 +165,8 @@ def write_eval_outputs(out: Path, results: dict, context: dict, title: str = "Ro
 
 def print_eval_table(results: dict) -> None:
     first = next(iter(results.values()))
-    table = Table(title=f"accuracy (%) at eps={first.eps:.4g} ({first.norm}), n={first.n}")
+    cascade = "; cascade: each column after that attack and all before it" if first.mode == "cascade" else ""
+    table = Table(title=f"accuracy (%) at eps={first.eps:.4g} ({first.norm}), n={first.n}{cascade}")
     table.add_column("model")
     table.add_column("natural", justify="right")
     for label in first.robust:

@@ -180,3 +180,24 @@ def test_evaluate_rejects_bad_arguments(natural):
         evaluate(model, x[:4], y[:4], eps=0.1, suite="cw-20")
     with pytest.raises(ConfigError):
         evaluate(model, x[:4] * 3, y[:4], eps=0.1, suite="fgsm")
+
+
+def _mask(correct: int, n: int = 100) -> torch.Tensor:
+    """Per-example correctness with the first ``correct`` of ``n`` examples standing."""
+    return torch.arange(n) < correct
+
+
+@pytest.mark.parametrize("pgd,stronger,worst,passed", [
+    (60, 59, 60, True),    # PGD-20 converged: falls 1 point
+    (60, 50, 60, False),   # falls 10 points and the suite reports PGD-20 itself
+    (60, 50, 53, False),   # the suite's worst case is stronger than PGD-20, still 3 points above
+    (60, 50, 52, True),    # ... 2 points above: within the tolerance
+    (60, 50, 45, True),    # the suite (e.g. AutoAttack) is below the stronger PGD
+    (40, 39, 45, False),   # a suite weaker than PGD-20 (e.g. FGSM alone) does not report a converged number
+])
+def test_converged_judges_the_reported_worst_case(pgd, stronger, worst, passed):
+    from robustlab.core.evaluate.checks import converged_check
+
+    result = converged_check(_mask(pgd), _mask(stronger), _mask(worst))
+    assert result.passed is passed, result.detail
+    assert f"falls by {pgd - stronger:.2f}%" in result.detail

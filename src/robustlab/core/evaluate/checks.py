@@ -61,9 +61,12 @@ def _per_example_check(name: str, weaker: torch.Tensor, stronger: torch.Tensor, 
 
 def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec], *, threat: ThreatModel,
                seed: int, batch_size: int, threat_violations: int = 0, progress=None,
-               score_based_result: CheckResult | None = None) -> list[CheckResult]:
+               score_based_result: CheckResult | None = None,
+               worst_case: torch.Tensor | None = None) -> list[CheckResult]:
     """The checks below; ``per_example`` holds each attack's own per-example results (reused when
-    a check needs that attack) — pass only ``{"natural": ...}`` when it holds anything else."""
+    a check needs that attack) — pass only ``{"natural": ...}`` when it holds anything else.
+    ``worst_case``: the suite's per-example worst case, the number the evaluation reports (default:
+    PGD-20's), which the ``converged`` check judges."""
     eps, norm = threat.eps, threat.norm
 
     def run(label: str, attack: str, e: float, seed_offset: int = 0, **kw) -> torch.Tensor:
@@ -115,10 +118,7 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
     results.append(_per_example_check("more-restarts", weaker=single, stronger=restarts,
                                       what=f"PGD-{CHECK_STEPS} (another random start) vs PGD-{CHECK_STEPS} "
                                            "with 5 restarts", tolerance=RANDOM_START_TOLERANCE))
-    drop = pgd.float().mean().item() - torch.minimum(more, restarts).float().mean().item()
-    results.append(CheckResult("converged", drop <= DROP_WARNING,
-                               f"PGD-{CHECK_STEPS} accuracy falls by {drop:.2%} with 2x steps or 5 restarts "
-                               f"(over {DROP_WARNING:.0%}: the attack had not converged; report the stronger one)"))
+    results.append(converged_check(pgd, more & restarts, pgd if worst_case is None else worst_case))
 
     # 4. PGD at least as strong as FGSM; 5. uniform noise weaker than PGD
     fgsm = cached("fgsm", "fgsm")
@@ -135,6 +135,29 @@ def run_checks(model: nn.Module, x, y, per_example: dict, specs: list[AttackSpec
     results.append(_determinism(model, x[:batch_size]))
     results.append(_gradients_nonzero(model, x[:batch_size], y[:batch_size]))
     return results
+
+
+def converged_check(pgd: torch.Tensor, stronger: torch.Tensor, worst_case: torch.Tensor) -> CheckResult:
+    """Is the reported robust accuracy converged? Per-example correctness under PGD-20, under the
+    stronger PGD (2× steps and 5 restarts, both) and under the suite's worst case.
+
+    Fails when the worst case the evaluation reports stands more than 2 points above the stronger
+    PGD: the suite's attacks had not converged. A suite that already holds a stronger attack
+    (PGD-20×5, APGD, the AutoAttack ensemble) passes even when PGD-20 alone falls further — the
+    number it reports already is the stronger one; the detail still gives PGD-20's fall.
+    """
+    acc_pgd, acc_strong, acc_worst = (t.float().mean().item() for t in (pgd, stronger, worst_case))
+    drop, gap = acc_pgd - acc_strong, acc_worst - acc_strong
+    fall = f"PGD-{CHECK_STEPS} accuracy falls by {drop:.2%} with 2x steps or 5 restarts"
+    if gap > DROP_WARNING:
+        if not torch.equal(worst_case, pgd):
+            fall += f"; the suite's worst case ({acc_worst:.2%}) stands {gap:.2%} above that stronger PGD"
+        return CheckResult("converged", False, f"{fall} (over {DROP_WARNING:.0%}: the attack had not converged; "
+                                               "report the stronger one)")
+    if drop > DROP_WARNING:
+        return CheckResult("converged", True, f"{fall}, but the suite's worst case ({acc_worst:.2%}) is within "
+                                              f"{DROP_WARNING:.0%} of that stronger PGD ({acc_strong:.2%}) or below it")
+    return CheckResult("converged", True, fall)
 
 
 @torch.no_grad()

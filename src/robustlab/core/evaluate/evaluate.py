@@ -147,7 +147,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float |
             own = per_example if mode == "per-attack" else {"natural": natural}
             check_results = (run_checks(fast, x, y, own, specs, threat=threat, seed=seed, batch_size=batch_size,
                                         threat_violations=violations, progress=progress,
-                                        score_based_result=score_based_check(per_example, specs, mode))
+                                        score_based_result=score_based_check(per_example, specs, mode),
+                                        worst_case=worst)
                              if checks else [])
     finally:
         model.train(was)
