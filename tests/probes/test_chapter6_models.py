@@ -20,7 +20,7 @@ def test_fixup_resnet20_has_no_batch_norm_and_starts_as_zero_function():
     assert not any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules())
     assert _weighted_layers(m) == 20
     assert torch.count_nonzero(m(torch.rand(2, 3, 32, 32))) == 0    # fc zero-initialised (Fixup rule 1)
-    assert all(float(b.conv2.weight.abs().max()) == 0 for b in m.layers)
+    assert all(b.conv2.weight.detach().abs().max().item() == 0 for b in m.layers)
 
 
 def test_convnet6_and_wrn_variants():

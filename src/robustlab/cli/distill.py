@@ -46,7 +46,7 @@ def distill(
     regularizer: O.Regularizer = None,
     regularizer_coef: O.RegularizerCoef = None,
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: 1 at tiny scale, torch's at paper)."),
-    suite: str = typer.Option("quick", help="Attack suite for the final evaluation (quick, standard, paper, or a list)."),
+    suite: str = typer.Option("quick", help="Attack suite for the final evaluation (quick, standard, paper, autoattack, autoattack-lite, or a list)."),
     checks: bool = typer.Option(True, help="Run the gradient-masking sanity checks at the end."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/distill-<dataset>-<method>-<student>-s<seed>)."),
     resume: O.Resume = False,
