@@ -16,11 +16,11 @@ def _net():
 
 def test_penalty_value_and_gradient_are_analytic():
     net = _net()
-    sq = sum(float((p ** 2).sum()) for p in net.parameters())
+    sq = sum((p.detach() ** 2).sum().item() for p in net.parameters())
     for mu2 in (0.0, sq / 2, 2 * sq):
         net.zero_grad()
         term = norm_bias_term(net, mu2)
-        assert float(term) == pytest.approx(0.5 * abs(sq - mu2))
+        assert term.item() == pytest.approx(0.5 * abs(sq - mu2))
         term.backward()
         sign = 1.0 if sq > mu2 else -1.0
         for p in net.parameters():
@@ -55,7 +55,7 @@ def test_mu_zero_is_sgd_weight_decay():
 def test_mu_heuristic_and_errors():
     net = _net()
     n = parameter_norm(net)
-    assert n ** 2 == pytest.approx(sum(float((p ** 2).sum()) for p in net.parameters()))
+    assert n ** 2 == pytest.approx(sum((p.detach() ** 2).sum().item() for p in net.parameters()))
     assert mu2_from_norm(10.0, 1.1) == pytest.approx(121.0)
     with pytest.raises(ConfigError):
         mu2_from_norm(10.0, 0.9)

@@ -37,7 +37,7 @@ def test_hessian_and_normbias_on_a_checkpoint(checkpoint, tmp_path):
     assert res["result"]["lambda_max"] >= res["result"]["lambda_min"]
     assert run_main("probe", "normbias", "--checkpoint", str(path), "--out", str(tmp_path)) == 0
     nb = json.loads((tmp_path / "normbias.json").read_text())["result"]
-    expect = float(sum((p ** 2).sum() for p in net.parameters()))
+    expect = sum((p.detach() ** 2).sum().item() for p in net.parameters())
     assert nb["squared_norm"] == pytest.approx(expect, rel=1e-5)
 
 
